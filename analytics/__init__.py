@@ -1,0 +1,1 @@
+"""Analytics: rollups, trends, degradation, SPC, dashboards."""

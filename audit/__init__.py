@@ -1,0 +1,1 @@
+"""Audit: append-only hash-chained log, Merkle checkpoints, receipts, exports."""

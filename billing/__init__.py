@@ -1,0 +1,1 @@
+"""Billing: the usage-metering ledger, quotas and plan enforcement, finance views."""

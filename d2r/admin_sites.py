@@ -1,0 +1,30 @@
+"""Two admin sites: the platform's (operators, at the platform host) and each
+workspace's (its own users, at its own host). Models register on the one whose
+schema holds their table."""
+
+from __future__ import annotations
+
+from django.contrib import admin
+
+
+class PlatformAdminSite(admin.AdminSite):
+    site_header = "D2R Cloud — platform"
+    site_title = "D2R platform"
+    index_title = "Workspaces, plans and usage"
+
+
+class TenantAdminSite(admin.AdminSite):
+    site_header = "D2R Cloud"
+    site_title = "D2R Cloud"
+    index_title = "Inspections"
+
+    def each_context(self, request):  # type: ignore[no-untyped-def]
+        context = super().each_context(request)
+        tenant = getattr(request, "tenant", None)
+        if tenant is not None:
+            context["site_header"] = f"D2R Cloud — {tenant.name}"
+        return context
+
+
+platform_site = PlatformAdminSite(name="platform_admin")
+tenant_site = TenantAdminSite(name="admin")

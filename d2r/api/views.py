@@ -1,0 +1,41 @@
+"""Base API views that always scope to the request's workspace and fail closed."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import connection
+from rest_framework import permissions, viewsets
+from rest_framework.exceptions import NotFound
+from rest_framework.request import Request
+
+
+class TenantScopedMixin:
+    """Refuses to run unless the live connection is in the request's own workspace.
+
+    The check runs in `initial()`, before any handler or `get_queryset`, so a subclass
+    cannot skip it by overriding those. The rows themselves are confined by
+    PostgreSQL (schema and role), not by a filter a subclass could forget.
+    """
+
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        tenant = getattr(request._request, "tenant", None)
+        if tenant is None or tenant.is_public or connection.schema_name != tenant.schema_name:
+            raise NotFound()
+        super().initial(request, *args, **kwargs)  # type: ignore[misc]
+
+
+class TenantModelPermissions(permissions.DjangoModelPermissions):
+    """Model permissions for writes and for reads (view permission)."""
+
+    perms_map = {
+        **permissions.DjangoModelPermissions.perms_map,
+        "GET": ["%(app_label)s.view_%(model_name)s"],
+        "HEAD": ["%(app_label)s.view_%(model_name)s"],
+    }
+
+
+class TenantModelViewSet(TenantScopedMixin, viewsets.ModelViewSet):  # type: ignore[type-arg]
+    """A CRUD resource of the request's workspace."""
+
+    permission_classes = [permissions.IsAuthenticated, TenantModelPermissions]

@@ -1,0 +1,256 @@
+"""Settings shared by every environment; values come from the environment (d2r.env)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import dj_database_url
+
+from d2r.env import ROOT, env_bool, env_int, env_list, env_secret, env_str
+
+BASE_DIR = ROOT
+SECRET_KEY = env_secret("SECRET_KEY")
+DEBUG = env_bool("DEBUG", False)
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ".localhost,localhost,127.0.0.1")
+# The domain under which tenants get `<slug>.<BASE_DOMAIN>`.
+BASE_DOMAIN = env_str("BASE_DOMAIN", "localhost")
+PUBLIC_URL = env_str("PUBLIC_URL", "http://localhost:8000")
+
+# --- Applications ---------------------------------------------------------------------
+SHARED_APPS = [
+    "django_tenants",
+    "tenants",
+    "billing",
+    "django.contrib.contenttypes",
+    "django.contrib.auth",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.admin",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "channels",
+    "django_prometheus",
+]
+TENANT_APPS = [
+    "django.contrib.contenttypes",
+    "django.contrib.auth",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.admin",
+    "inspections",
+    "twins",
+    "audit",
+    "analytics",
+]
+INSTALLED_APPS = SHARED_APPS + [app for app in TENANT_APPS if app not in SHARED_APPS]
+
+TENANT_MODEL = "tenants.Tenant"
+TENANT_DOMAIN_MODEL = "tenants.Domain"
+PUBLIC_SCHEMA_URLCONF = "d2r.urls_public"
+ROOT_URLCONF = "d2r.urls_tenant"
+TENANT_LIMIT_SET_CALLS = False  # never trust a cached search_path (ADR 0001)
+TENANT_MULTIPROCESSING_MAX_PROCESSES = env_int("TENANT_MIGRATE_PROCESSES", 2)
+
+MIDDLEWARE = [
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
+    "d2r.middleware.RequestIdMiddleware",
+    "d2r.middleware.ProblemDetailsMiddleware",
+    "tenants.middleware.TenantMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "tenants.middleware.SessionTenantBindingMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
+]
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [ROOT / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+ASGI_APPLICATION = "d2r.asgi.application"
+WSGI_APPLICATION = "d2r.wsgi.application"
+
+# --- Database -------------------------------------------------------------------------
+_database = dj_database_url.parse(env_secret("DATABASE_URL"), conn_max_age=60)
+_database.update(
+    ENGINE="d2r.db",
+    # Processes log in as the authenticator role; DATABASE_URL's user owns the schemas
+    # and is used only by migrations and provisioning (d2r.db.privileged).
+    # Empty: `<database name>_app`, so the test database gets its own roles too.
+    APP_USER=env_str("DATABASE_APP_USER", ""),
+    APP_PASSWORD=env_secret("DATABASE_APP_PASSWORD", ""),
+    PRIVILEGED=env_bool("D2R_DB_PRIVILEGED", False),
+    CONN_HEALTH_CHECKS=True,
+)
+DATABASES = {"default": _database}
+DATABASE_ROUTERS = ("django_tenants.routers.TenantSyncRouter",)
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Redis: cache, channel layer, Celery broker ---------------------------------------
+REDIS_URL = env_str("REDIS_URL")
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        # Every key is prefixed with the current schema (django-tenants): a tenant's
+        # request can never read another tenant's cache entry.
+        "KEY_FUNCTION": "django_tenants.cache.make_key",
+        "REVERSE_KEY_FUNCTION": "django_tenants.cache.reverse_key",
+    }
+}
+CHANNEL_LAYERS = {
+    "default": {
+        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        "CONFIG": {"hosts": [REDIS_URL], "prefix": "d2r:channels"},
+    }
+}
+
+# --- Object storage -------------------------------------------------------------------
+S3_ENDPOINT_URL = env_str("S3_ENDPOINT_URL", "")
+if S3_ENDPOINT_URL:
+    _storage_options = {
+        "endpoint_url": S3_ENDPOINT_URL,
+        "access_key": env_secret("S3_ACCESS_KEY_ID"),
+        "secret_key": env_secret("S3_SECRET_ACCESS_KEY"),
+        "bucket_name": env_str("S3_BUCKET", "d2r"),
+        "region_name": env_str("S3_REGION", "us-east-1"),
+        "addressing_style": "path",
+        "file_overwrite": False,
+        "default_acl": None,
+        "querystring_auth": True,
+    }
+    DEFAULT_STORAGE = {"BACKEND": "d2r.storage.TenantS3Storage", "OPTIONS": _storage_options}
+else:  # last fallback, for a machine without any object store
+    DEFAULT_STORAGE = {
+        "BACKEND": "d2r.storage.TenantFileSystemStorage",
+        "OPTIONS": {"location": str(ROOT / ".d2r" / "media")},
+    }
+STORAGES = {
+    "default": DEFAULT_STORAGE,
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+}
+STATIC_URL = "/static/"
+STATIC_ROOT = ROOT / ".d2r" / "static"
+STATICFILES_DIRS = [ROOT / "static"]
+
+# --- Celery ---------------------------------------------------------------------------
+CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", REDIS_URL)
+CELERY_RESULT_BACKEND = env_str("CELERY_RESULT_BACKEND", REDIS_URL)
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_TIME_LIMIT = 30 * 60
+CELERY_TASK_SOFT_TIME_LIMIT = 25 * 60
+CELERY_TASK_DEFAULT_QUEUE = "default"
+CELERY_TASK_ROUTES = {
+    "tenants.*": {"queue": "default"},
+    "inspections.*": {"queue": "processing"},
+    "analytics.*": {"queue": "analytics"},
+    "audit.*": {"queue": "reports"},
+}
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
+    "tenants-heartbeat": {"task": "tenants.platform_heartbeat_task", "schedule": 60.0},
+}
+
+# --- Auth and sessions ----------------------------------------------------------------
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator",
+     "OPTIONS": {"min_length": 12}},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+# Host-only cookies: a session of acme.<domain> is never sent to globex.<domain>.
+SESSION_COOKIE_DOMAIN = None
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_SAMESITE = "Lax"
+SESSION_COOKIE_AGE = int(timedelta(hours=12).total_seconds())
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+
+# --- API ------------------------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "tenants.authentication.TenantSessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PAGINATION_CLASS": "d2r.api.pagination.CursorPagination",
+    "PAGE_SIZE": 50,
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "d2r.api.problems.exception_handler",
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_THROTTLE_CLASSES": ["rest_framework.throttling.UserRateThrottle",
+                                 "rest_framework.throttling.AnonRateThrottle"],
+    "DEFAULT_THROTTLE_RATES": {
+        "user": env_str("API_RATE_USER", "1200/min"),
+        "anon": env_str("API_RATE_ANON", "120/min"),
+    },
+    "NUM_PROXIES": env_int("TRUSTED_PROXY_COUNT", 0),
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "D2R Cloud API",
+    "DESCRIPTION": "Inspections, digital twins, audit and fleet for LiDAR edge devices.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "SCHEMA_PATH_PREFIX": "/api/v1",
+}
+
+# --- Logging: one JSON object per line, with the request id ---------------------------
+LOG_LEVEL = env_str("LOG_LEVEL", "INFO")
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "filters": {"request_id": {"()": "d2r.logging.RequestIdFilter"}},
+    "formatters": {
+        "json": {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s %(request_id)s %(tenant)s",
+            "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
+        }
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "json",
+                    "filters": ["request_id"]}
+    },
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        "django.server": {"level": "WARNING"},
+    },
+}
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+# Hosts that serve the platform (public schema): operators' admin, signup, API docs.
+PLATFORM_HOSTS = env_list("PLATFORM_HOSTS", "localhost,127.0.0.1")
+# Callables that map an API credential to its workspace (tenants.middleware).
+TENANT_CREDENTIAL_RESOLVERS: list[str] = []
+# Tenant migrations skip schemas that are already up to date (tenants.migration).
+GET_EXECUTOR_FUNCTION = "tenants.migration.get_executor"

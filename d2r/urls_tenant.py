@@ -1,0 +1,24 @@
+"""URLs of a workspace host (`<slug>.<domain>`)."""
+
+from __future__ import annotations
+
+from django.urls import include, path
+
+from d2r.admin_sites import tenant_site
+from d2r.urls_common import api_common, common
+
+handler403 = "d2r.api.problems.handler403"
+handler404 = "d2r.api.problems.handler404"
+handler500 = "d2r.api.problems.handler500"
+
+api_v1 = [
+    *api_common,
+    path("", include("inspections.api.v1.urls")),
+]
+
+urlpatterns = [
+    path("admin/", tenant_site.urls),
+    path("accounts/", include("django.contrib.auth.urls")),
+    path("api/v1/", include(api_v1)),
+    *common,
+]

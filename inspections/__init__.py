@@ -1,0 +1,1 @@
+"""Inspections: sites, assets, scans, alignment, deviation, QC."""

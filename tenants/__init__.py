@@ -1,0 +1,1 @@
+"""Tenants: workspaces (one PostgreSQL schema each), domains, plans, DB roles."""

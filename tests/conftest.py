@@ -1,0 +1,94 @@
+"""Test database: real PostgreSQL (embedded or DATABASE_URL), two workspaces.
+
+The test database is created and migrated under the owner login; the tests then run
+as the unprivileged authenticator, exactly like the web and worker processes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Permission
+from django.db import connection
+from django.test import Client
+from django_tenants.utils import schema_context
+
+from d2r.db.privileged import privileged
+
+TENANTS = {"alpha": "alpha.localhost", "beta": "beta.localhost"}
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_blocker: pytest.FixtureRequest) -> Iterator[None]:
+    from tenants import dbroles, services
+
+    from django.core.cache import cache
+
+    cache.clear()  # the tests' own Redis database; a previous run may have left keys
+    with django_db_blocker.unblock():  # type: ignore[attr-defined]
+        with privileged():
+            connection.creation.create_test_db(verbosity=0, autoclobber=True, keepdb=False)
+            dbroles.platform_roles_sync()
+            services.plans_ensure_defaults()
+            for slug, domain in TENANTS.items():
+                services.tenant_create(slug=slug, name=slug.title(), domain=domain,
+                                       admin_email=f"owner@{slug}.test",
+                                       plan_code="professional")
+        yield
+        with privileged():
+            with connection.cursor() as cursor:  # worker and WebSocket threads' connections
+                cursor.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
+            connection.creation.destroy_test_db(
+                connection.settings_dict["NAME"].removeprefix("test_"), verbosity=0
+            )
+
+
+@dataclass
+class TenantUser:
+    schema: str
+    host: str
+    client: Client
+    user: object
+
+
+def make_user(schema: str, *, perms: list[str] | None = None, superuser: bool = False,
+              name: str = "user") -> TenantUser:
+    """A user of workspace `schema`, logged in with a client on that workspace's host."""
+    host = TENANTS[schema]
+    with schema_context(schema):
+        user = get_user_model().objects.create_user(
+            username=f"{name}@{schema}.test", password="a-long-test-password",
+            is_superuser=superuser, is_staff=superuser,
+        )
+        for codename in perms or []:
+            app_label, code = codename.split(".")
+            user.user_permissions.add(
+                Permission.objects.get(content_type__app_label=app_label, codename=code)
+            )
+        client = Client(HTTP_HOST=host)
+        client.force_login(user)
+    return TenantUser(schema, host, client, user)
+
+
+@pytest.fixture
+def alpha_admin(db: None) -> TenantUser:
+    return make_user("alpha", superuser=True, name="admin")
+
+
+@pytest.fixture
+def beta_admin(db: None) -> TenantUser:
+    return make_user("beta", superuser=True, name="admin")
+
+
+@pytest.fixture(autouse=True)
+def _public_schema() -> Iterator[None]:
+    """Every test starts, like every request, in the public schema."""
+    connection.set_schema_to_public()
+    yield
+    connection.set_schema_to_public()

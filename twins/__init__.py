@@ -1,0 +1,1 @@
+"""Digital twins: CAD revisions, twin versions per asset, comparisons, MR sessions."""
