@@ -55,7 +55,6 @@ class TenantMiddleware(TenantMainMiddleware):
         if tenant is None:
             if hostname in settings.PLATFORM_HOSTS:
                 self.setup_url_routing(request, force_public=True)
-                request.tenant = None  # type: ignore[attr-defined]
                 return None
             return problem_response(request, "tenant-not-found",
                                     detail=f"No workspace is served at {hostname!r}.")

@@ -329,6 +329,8 @@ def open_note(note: str | bytes, verifiers: VerifierKey | Iterable[VerifierKey])
     trusted key signed it). Signatures by keys not in ``verifiers`` are returned
     in ``Note.unverified`` and otherwise ignored.
     """
+    if isinstance(verifiers, str):
+        raise TypeError("pass VerifierKey objects (see VerifierKey.parse), not a string")
     trusted_list = [verifiers] if isinstance(verifiers, VerifierKey) else list(verifiers)
     trusted = {(v.name, v.key_id): v for v in trusted_list}
     if isinstance(note, bytes | bytearray | memoryview):

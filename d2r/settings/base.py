@@ -18,8 +18,9 @@ PUBLIC_URL = env_str("PUBLIC_URL", "http://localhost:8000")
 
 # --- Applications ---------------------------------------------------------------------
 SHARED_APPS = [
-    "django_tenants",
+    # `tenants` first: its create_tenant command replaces django-tenants' own.
     "tenants",
+    "django_tenants",
     "billing",
     "django.contrib.contenttypes",
     "django.contrib.auth",
