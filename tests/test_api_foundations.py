@@ -126,3 +126,27 @@ def test_mass_assignment_of_id_is_ignored(alpha_admin: TenantUser) -> None:
                                       content_type="application/json")
     assert created.status_code == 201
     assert created.json()["id"] != 999999
+
+
+def resolve_test_credential(request):  # type: ignore[no-untyped-def]
+    """A credential resolver for the seam: `X-Test-Workspace: <slug>` names the workspace."""
+    slug = request.headers.get("X-Test-Workspace")
+    return Tenant.objects.filter(schema_name=slug).first() if slug else None
+
+
+def test_credential_resolves_the_workspace_and_is_refused_on_another_host(
+    settings,  # type: ignore[no-untyped-def]
+) -> None:
+    settings.TENANT_CREDENTIAL_RESOLVERS = [f"{__name__}.resolve_test_credential"]
+    with schema_context("beta"):
+        Site.objects.create(name="Beta plant")
+    beta_user = make_user("beta", superuser=True, name="api")
+    # No workspace host: the credential alone selects beta's schema.
+    beta_user.client.defaults["HTTP_HOST"] = "api.localhost"
+    listing = beta_user.client.get("/api/v1/sites", HTTP_X_TEST_WORKSPACE="beta")
+    assert listing.status_code == 200
+    assert [s["name"] for s in listing.json()["results"]] == ["Beta plant"]
+    # beta's credential on alpha's host: refused, served from neither schema.
+    _problem(Client(HTTP_HOST="alpha.localhost").get("/api/v1/sites",
+                                                     HTTP_X_TEST_WORKSPACE="beta"),
+             403, "credential-tenant-mismatch")
