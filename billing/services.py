@@ -7,7 +7,6 @@ from datetime import datetime
 from django.db import connection
 
 
-
 def usage_record(*, meter: str, quantity: int, occurred_at: datetime,
                  idempotency_key: str) -> None:
     """Record usage for the current workspace; a repeated key records nothing.

@@ -45,8 +45,13 @@ def publish(schema_name: str, topic: str, event: Event) -> None:
 
 @database_sync_to_async
 def _resolve(host: str, session_key: str | None) -> tuple[Any, Any]:
-    from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
-    from django.contrib.auth import get_user_model, load_backend
+    from django.contrib.auth import (
+        BACKEND_SESSION_KEY,
+        HASH_SESSION_KEY,
+        SESSION_KEY,
+        get_user_model,
+        load_backend,
+    )
     from django.contrib.sessions.backends.db import SessionStore
     from django.db import connection
     from django.utils.crypto import constant_time_compare

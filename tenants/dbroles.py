@@ -35,7 +35,11 @@ def platform_roles_sync() -> None:
     if not connection.privileged:
         raise RuntimeError("Role management needs the owner login (d2r.db.privileged).")
     db = _database()
-    app, platform, group = connection.app_user(), roles.platform_role(db), roles.tenants_group_role(db)
+    app, platform, group = (
+        connection.app_user(),
+        roles.platform_role(db),
+        roles.tenants_group_role(db),
+    )
     password = connection.settings_dict.get("APP_PASSWORD") or None
     with connection.cursor() as cursor:
         login = "LOGIN NOINHERIT NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS"
@@ -61,10 +65,10 @@ def platform_roles_sync() -> None:
             f"GRANT USAGE, SELECT, UPDATE ON SEQUENCES TO {quote(platform)}"
         )
         for table, privileges in RLS_TABLES.items():
-            cursor.execute(f"GRANT {', '.join(privileges)} ON public.{quote(table)} TO {quote(group)}")
             cursor.execute(
-                "SELECT pg_get_serial_sequence(%s, 'id')", [f"public.{table}"]
+                f"GRANT {', '.join(privileges)} ON public.{quote(table)} TO {quote(group)}"
             )
+            cursor.execute("SELECT pg_get_serial_sequence(%s, 'id')", [f"public.{table}"])
             sequence = cursor.fetchone()[0]
             if sequence:
                 cursor.execute(f"GRANT USAGE ON SEQUENCE {sequence} TO {quote(group)}")

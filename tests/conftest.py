@@ -23,9 +23,9 @@ TENANTS = {"alpha": "alpha.localhost", "beta": "beta.localhost"}
 
 @pytest.fixture(scope="session")
 def django_db_setup(django_db_blocker: pytest.FixtureRequest) -> Iterator[None]:
-    from tenants import dbroles, services
-
     from django.core.cache import cache
+
+    from tenants import dbroles, services
 
     cache.clear()  # the tests' own Redis database; a previous run may have left keys
     with django_db_blocker.unblock():  # type: ignore[attr-defined]

@@ -16,7 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tools import services  # noqa: E402
+from tools import services
 
 ROOT = services.ROOT
 BIN = Path(sys.executable).parent
@@ -31,8 +31,7 @@ def _environment(settings: str) -> dict[str, str]:
 
 
 def _manage(env: dict[str, str], *args: str) -> None:
-    subprocess.run([sys.executable, str(ROOT / "manage.py"), *args], env=env, check=True,
-                   cwd=ROOT)
+    subprocess.run([sys.executable, str(ROOT / "manage.py"), *args], env=env, check=True, cwd=ROOT)
 
 
 def _already_running() -> set[str]:
@@ -56,15 +55,43 @@ def run() -> int:
     _manage(env, "collectstatic", "--noinput", "--verbosity", "0")
     queues = "default,ingest,processing,analytics,reports"
     commands = {
-        "web": [str(BIN / "uvicorn"), "d2r.asgi:application", "--host", "0.0.0.0",
-                "--port", port, "--proxy-headers", "--log-level", "warning"],
-        "worker": [str(BIN / "celery"), "-A", "d2r", "worker", "-Q", queues,
-                   "--concurrency", "2", "--loglevel", "WARNING"],
-        "beat": [str(BIN / "celery"), "-A", "d2r", "beat", "--loglevel", "WARNING",
-                 "--schedule", str(services.STATE / "celerybeat-schedule")],
+        "web": [
+            str(BIN / "uvicorn"),
+            "d2r.asgi:application",
+            "--host",
+            os.environ.get("HOST", "127.0.0.1"),
+            "--port",
+            port,
+            "--proxy-headers",
+            "--log-level",
+            "warning",
+        ],
+        "worker": [
+            str(BIN / "celery"),
+            "-A",
+            "d2r",
+            "worker",
+            "-Q",
+            queues,
+            "--concurrency",
+            "2",
+            "--loglevel",
+            "WARNING",
+        ],
+        "beat": [
+            str(BIN / "celery"),
+            "-A",
+            "d2r",
+            "beat",
+            "--loglevel",
+            "WARNING",
+            "--schedule",
+            str(services.STATE / "celerybeat-schedule"),
+        ],
     }
     children = {name: subprocess.Popen(cmd, env=env, cwd=ROOT) for name, cmd in commands.items()}
-    print(f"""
+    print(
+        f"""
 D2R Cloud is running (Ctrl-C stops everything).
   Platform admin:      http://localhost:{port}/admin/
   Demo workspace:      http://demo.localhost:{port}/admin/
@@ -73,7 +100,9 @@ D2R Cloud is running (Ctrl-C stops everything).
   Demo login:          {os.environ.get("DEMO_ADMIN_EMAIL", "admin@demo.d2r.local")} / \
 {os.environ.get("DEMO_ADMIN_PASSWORD", "demo-admin-change-me")}
   Other shells reach the same services through .d2r/env (e.g. .venv/bin/python manage.py shell)
-""", flush=True)
+""",
+        flush=True,
+    )
 
     stopping = False
 

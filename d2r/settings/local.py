@@ -7,4 +7,4 @@ import os
 os.environ.setdefault("SECRET_KEY", "local-development-only-not-a-secret")
 os.environ.setdefault("DEBUG", "1")
 
-from d2r.settings.base import *  # noqa: E402,F403
+from d2r.settings.base import *  # noqa: F403

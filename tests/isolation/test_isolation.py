@@ -177,7 +177,7 @@ def test_storage_keys_carry_the_tenant() -> None:
         assert default_storage.open(name).read() == b"alpha scan"
     with schema_context("beta"):
         assert not default_storage.exists(name)
-        with pytest.raises(Exception):  # noqa: B017,PT011 - refused whatever the backend's error
+        with pytest.raises(Exception):  # noqa: B017 - refused whatever the backend's error
             default_storage.open(name).read()
         from django.core.exceptions import SuspiciousFileOperation
 
