@@ -11,6 +11,8 @@ from django.core.management import call_command
 from django.db import connection, transaction
 from django_tenants.utils import schema_context
 
+from accounts.models import Membership
+from accounts.roles import Role
 from tenants import dbroles
 from tenants.models import Domain, Plan, Tenant, validate_slug
 
@@ -75,6 +77,7 @@ def tenant_admin_create(*, tenant: Tenant, email: str, password: str | None = No
         )
         user.set_password(password)
         user.save()
+        Membership.objects.update_or_create(user=user, defaults={"role": Role.OWNER})
     return password
 
 

@@ -58,7 +58,7 @@ class TenantUser:
 
 
 def make_user(schema: str, *, perms: list[str] | None = None, superuser: bool = False,
-              name: str = "user") -> TenantUser:
+              name: str = "user", role: str | None = None) -> TenantUser:
     """A user of workspace `schema`, logged in with a client on that workspace's host."""
     host = TENANTS[schema]
     with schema_context(schema):
@@ -66,6 +66,10 @@ def make_user(schema: str, *, perms: list[str] | None = None, superuser: bool = 
             username=f"{name}@{schema}.test", password="a-long-test-password",
             is_superuser=superuser, is_staff=superuser,
         )
+        if role is not None:
+            from accounts.models import Membership
+
+            Membership.objects.create(user=user, role=role)
         for codename in perms or []:
             app_label, code = codename.split(".")
             user.user_permissions.add(

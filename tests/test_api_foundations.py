@@ -53,7 +53,7 @@ def test_method_not_allowed_is_problem_405(alpha_admin: TenantUser) -> None:
 
 
 def test_permission_denied_is_problem_403() -> None:
-    viewer = make_user("alpha", perms=["inspections.view_site"], name="viewer")
+    viewer = make_user("alpha", role="viewer", name="viewer")
     assert viewer.client.get("/api/v1/sites").status_code == 200
     _problem(viewer.client.post("/api/v1/sites", {"name": "N"}, content_type="application/json"),
              403, "permission-denied")

@@ -36,6 +36,10 @@ class TenantModelPermissions(permissions.DjangoModelPermissions):
 
 
 class TenantModelViewSet(TenantScopedMixin, viewsets.ModelViewSet):  # type: ignore[type-arg]
-    """A CRUD resource of the request's workspace."""
+    """A CRUD resource of the request's workspace.
+
+    Subclasses set `permission_classes = [needs(read_capability, write_capability)]`
+    (accounts.permissions); the default refuses everyone.
+    """
 
     permission_classes = [permissions.IsAuthenticated, TenantModelPermissions]

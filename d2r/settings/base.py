@@ -40,6 +40,7 @@ TENANT_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.admin",
+    "accounts",
     "inspections",
     "twins",
     "audit",

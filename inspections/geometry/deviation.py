@@ -11,18 +11,19 @@ Algorithm (exact, multi-threaded with numba, bounded memory):
    ``d(c, T) <= min_T' d(c, T') + 2 r`` (``r`` = half the cell diagonal), sorted by
    ``d(c, T)``. A point ``p`` then walks its cell's list and stops as soon as
    ``d(c, T) - |p - c|`` (a lower bound of ``d(p, T)``) exceeds the best distance found,
-   which usually means one to three exact point-triangle tests. This is the
-   CloudCompare idea (candidate triangles per octree cell) with per-cell pruning.
-3. Points outside the band (outliers, far clutter) take an exact BVH search instead.
+   which usually means one to three exact point-triangle tests. This is CloudCompare's
+   idea (candidate triangles per octree cell) with a per-cell pruning bound.
+3. Points outside the band (outliers, far clutter) take an exact BVH search instead; it is
+   about ten times slower per point but gives the same distances.
 4. The sign comes from the feature (face, edge or vertex) on which the closest point lies,
    using the pseudo-normal of that feature (Baerentzen & Aanaes 2005): the face normal,
    the sum of the normals of the faces sharing the edge, or the angle-weighted normal of
    the vertex. Ties between triangles at a shared edge or vertex therefore give the same
    sign whichever triangle wins, and no inside/outside ray parity is used, so open meshes
-   (CAD of structures) are signed correctly. Near-ties (within ``tie_tolerance``, e.g.
-   a T-junction whose edges are not shared, or float32-rounded STL vertices) sum the
-   pseudo-normals of all tied features. Positive = the side the triangle normals point
-   to (outside for an outward-oriented part), as in CloudCompare's C2M.
+   (CAD of structures) are signed correctly. Near-ties (within ``tie_tolerance``, e.g. a
+   T-junction whose edges are not shared, or float32-rounded STL vertices) sum the
+   pseudo-normals of all tied features. Positive = the side the triangle normals point to
+   (outside for an outward-oriented part), as in CloudCompare's C2M.
 
 Only the inputs and the outputs are per-point arrays; points are processed in chunks (a
 chunk is copied only when the input is not float64 C-contiguous).
@@ -49,14 +50,29 @@ __all__ = [
     "deviation_region_stats",
 ]
 
+F32 = npt.NDArray[np.float32]
+F64 = npt.NDArray[np.float64]
+I32 = npt.NDArray[np.int32]
+I64 = npt.NDArray[np.int64]
+#: squared distance, feature code, closest point x, y, z
+Hit = tuple[float, int, float, float, float]
+Vec3 = tuple[float, float, float]
+#: triangle corners (F, 9), corner indices (F, 3), face normals (F, 3),
+#: edge pseudo-normals (F, 3, 3), vertex pseudo-normals (V, 3)
+Geometry = tuple[F64, I32, F64, F64, F64]
+#: origin (3,), dims (3,), cell start (C,), cell count (C,), candidate triangle, its d(c, T)
+Grid = tuple[F64, I64, I64, I32, I32, F64]
+#: node min (N, 3), node max (N, 3), left child, leaf start, leaf count, triangle order
+Bvh = tuple[F64, F64, I32, I32, I32, I32]
+
 DEFAULT_CHUNK_POINTS = 1 << 20
-#: Cells along the longest bounding-box axis when ``cell_size`` is not given (see ADR notes
-#: in the benchmark: 48-96 is the flat optimum on the fixture parts; the grid is also
-#: refined so that a cell holds about two triangles' worth of surface).
+#: Cells along the longest bounding-box axis by default; 48-96 is a flat optimum on the
+#: fixture parts (benchmarks/bench_deviation.py), fine meshes get smaller cells.
 _DEFAULT_CELLS_ALONG = 64
 _MAX_GRID_CELLS = 1 << 24
 _BVH_LEAF = 4
 _BVH_STACK = 64
+_BVH_BLOCK = 256
 
 # numba's TBB layer complains about an old system TBB and then falls back to OpenMP or
 # workqueue by itself; the message is noise for callers.
@@ -74,9 +90,9 @@ class DeviationResult:
     outside the grid band and took the exact BVH path.
     """
 
-    distances: npt.NDArray[np.float32]
-    triangle_ids: npt.NDArray[np.int32]
-    offset: npt.NDArray[np.float64]
+    distances: F32
+    triangle_ids: I32
+    offset: F64
     n_fallback: int
 
 
@@ -87,12 +103,12 @@ class RegionStats:
     Regions without points have ``count == 0`` and NaN statistics.
     """
 
-    count: npt.NDArray[np.int64]
-    mean: npt.NDArray[np.float64]
-    rms: npt.NDArray[np.float64]
-    std: npt.NDArray[np.float64]
-    min: npt.NDArray[np.float64]
-    max: npt.NDArray[np.float64]
+    count: I64
+    mean: F64
+    rms: F64
+    std: F64
+    min: F64
+    max: F64
 
     @property
     def n_regions(self) -> int:
@@ -124,66 +140,42 @@ class DeviationIndex:
                 from the surface use the (slower, still exact) BVH search.
         """
         self.mesh = mesh
-        self.offset = np.asarray(mesh.center, dtype=np.float64).copy()
-        self.offset.setflags(write=False)
-        vc = mesh.vertices - self.offset
-        tri = mesh.triangles
-        self._tri = np.ascontiguousarray(tri, dtype=np.int32)
-        self._T = np.ascontiguousarray(vc[tri].reshape(-1, 9))
-        self._fn, self._en, self._vn = _pseudo_normals(vc, tri)
+        offset = np.array(mesh.center, dtype=np.float64)
+        offset.setflags(write=False)
+        self.offset: F64 = offset
+        vc = mesh.vertices - offset
+        tri = np.ascontiguousarray(mesh.triangles, dtype=np.int32)
+        corners = np.ascontiguousarray(vc[tri].reshape(-1, 9))
+        fn, en, vn = _pseudo_normals(vc, tri)
+        self._geometry: Geometry = (corners, tri, fn, en, vn)
+        #: Triangles whose distance is within this of the nearest one are "tied" and their
+        #: pseudo-normals are summed for the sign; it absorbs the float32 rounding of STL
+        #: vertices, so a T-junction (an edge that is not topologically shared) is signed
+        #: as if it were. It never changes the distance, only which side it is on.
+        self.tie_tolerance = 1e-6 * mesh.diagonal
 
         lo = vc.min(axis=0)
         hi = vc.max(axis=0)
         extent = hi - lo
-        if cell_size is None:
-            cell_size = _default_cell_size(extent, tri.shape[0])
-        h = float(cell_size)
-        band = band_cells * h
+        h = float(cell_size) if cell_size is not None else _default_cell_size(extent, len(tri))
+        if not h > 0.0:
+            raise ValueError(f"cell_size must be positive, got {cell_size}")
         while True:
+            band = band_cells * h
             origin = lo - band - 1e-9 * max(float(extent.max()), 1.0)
             dims = np.floor((hi + band - origin) / h).astype(np.int64) + 1
             if int(np.prod(dims)) <= _MAX_GRID_CELLS:
                 break
             h *= 1.25
-            band = band_cells * h
         self.cell_size = h
         self.band = band
-        #: Triangles whose distance is within this of the nearest one are "tied" and their
-        #: pseudo-normals are summed for the sign; it absorbs the float32 rounding of STL
-        #: vertices, so a T-junction (an edge that is not topologically shared) is signed
-        #: as if it were. It never changes the distance, only which side it is on.
-        self.tie_tolerance = 1e-6 * max(mesh.diagonal, np.finfo(np.float64).tiny)
-        self._origin = origin
-        self._dims = dims
-        half_diag = h * math.sqrt(3.0) / 2.0
-        reach = band + 2.0 * half_diag
-        tmin = np.ascontiguousarray(vc[tri].min(axis=1))
-        tmax = np.ascontiguousarray(vc[tri].max(axis=1))
-        counts = _count_pairs(self._T, tmin, tmax, origin, h, dims, reach)
-        offsets = np.zeros(counts.shape[0] + 1, dtype=np.int64)
-        np.cumsum(counts, out=offsets[1:])
-        n_pairs = int(offsets[-1])
-        pair_cell = np.empty(n_pairs, dtype=np.int64)
-        pair_tri = np.empty(n_pairs, dtype=np.int32)
-        pair_dist = np.empty(n_pairs, dtype=np.float64)
-        _fill_pairs(
-            self._T, tmin, tmax, origin, h, dims, reach, offsets, pair_cell, pair_tri, pair_dist
-        )
-        start, count, cand_tri, cand_dist = _bucket(
-            pair_cell, pair_tri, pair_dist, int(np.prod(dims))
-        )
-        del pair_cell, pair_tri, pair_dist
-        # Margin covers the rounding of d(c, T) so that pruning never drops the nearest.
-        _prune(start, count, cand_tri, cand_dist, band, 2.0 * half_diag + 1e-9 * h)
-        self._start = start
-        self._count = count
-        self._cand_tri, self._cand_dist = _compact(start, count, cand_tri, cand_dist)
-        self._bvh = _bvh_build(self._T, _BVH_LEAF)
+        self._grid: Grid = _grid_build(corners, origin, h, dims, band)
+        self._bvh: Bvh = _bvh_build(corners, _BVH_LEAF)
 
     @property
     def n_candidates(self) -> int:
         """Total candidate triangles stored over all cells (memory/speed diagnostics)."""
-        return int(self._count.sum())
+        return int(self._grid[4].shape[0])
 
     def query(
         self,
@@ -206,58 +198,25 @@ class DeviationIndex:
             raise ValueError(f"points must have shape (N, 3), got {pts.shape}")
         rot, trans = _split_transform(transform, self.offset)
         n = pts.shape[0]
+        step = max(int(chunk_size), 1)
         distances = np.empty(n, dtype=np.float32)
         triangle_ids = np.empty(n, dtype=np.int32)
         n_fallback = 0
-        bvh = self._bvh
-        for s in range(0, n, max(int(chunk_size), 1)):
-            e = min(s + int(chunk_size), n)
-            chunk = np.ascontiguousarray(pts[s:e], dtype=np.float64)
-            d_out = distances[s:e]
-            t_out = triangle_ids[s:e]
+        for s in range(0, n, step):
+            chunk = np.ascontiguousarray(pts[s : s + step], dtype=np.float64)
+            d_out = distances[s : s + step]
+            t_out = triangle_ids[s : s + step]
             _query_grid(
-                chunk,
-                rot,
-                trans,
-                self._T,
-                self._tri,
-                self._fn,
-                self._en,
-                self._vn,
-                self.tie_tolerance,
-                self._origin,
-                self.cell_size,
-                self._dims,
-                self._start,
-                self._count,
-                self._cand_tri,
-                self._cand_dist,
-                d_out,
-                t_out,
-            )
+                chunk, rot, trans, self._geometry, self.tie_tolerance, self.cell_size,
+                self._grid, d_out, t_out,
+            )  # fmt: skip
             missing = np.flatnonzero(t_out < 0)
             if missing.size:
                 n_fallback += int(missing.size)
                 _query_bvh(
-                    chunk,
-                    missing,
-                    rot,
-                    trans,
-                    self._T,
-                    self._tri,
-                    self._fn,
-                    self._en,
-                    self._vn,
-                    self.tie_tolerance,
-                    bvh[0],
-                    bvh[1],
-                    bvh[2],
-                    bvh[3],
-                    bvh[4],
-                    bvh[5],
-                    d_out,
-                    t_out,
-                )
+                    chunk, missing, rot, trans, self._geometry, self.tie_tolerance, self._bvh,
+                    d_out, t_out,
+                )  # fmt: skip
         return DeviationResult(
             distances=distances,
             triangle_ids=triangle_ids,
@@ -302,7 +261,7 @@ def deviation_region_stats(
     tri_ids = result.triangle_ids
     if regions is None:
         n_tri = int(tri_ids.max()) + 1 if tri_ids.size else 0
-        labels = np.arange(n_tri if n_regions is None else n_regions, dtype=np.int32)
+        labels = np.arange(max(n_tri, n_regions or 0), dtype=np.int32)
     else:
         labels = np.ascontiguousarray(regions, dtype=np.int32)
     if n_regions is None:
@@ -323,37 +282,31 @@ def deviation_region_stats(
 # --------------------------------------------------------------------------- helpers
 
 
-def _default_cell_size(extent: npt.NDArray[np.float64], n_triangles: int) -> float:
+def _default_cell_size(extent: F64, n_triangles: int) -> float:
     longest = float(extent.max())
     if longest <= 0.0:
         return 1.0
     h = longest / _DEFAULT_CELLS_ALONG
-    # Fine meshes: keep roughly a few triangles per cell face so candidate lists stay short.
+    # Fine meshes: about four triangle sizes per cell keeps candidate lists short.
     dims = np.maximum(extent, longest * 1e-3)
-    surface_proxy = 2.0 * (dims[0] * dims[1] + dims[1] * dims[2] + dims[0] * dims[2])
+    surface_proxy = 2.0 * float(dims[0] * dims[1] + dims[1] * dims[2] + dims[0] * dims[2])
     per_triangle = math.sqrt(surface_proxy / max(n_triangles, 1))
     return max(min(h, 4.0 * per_triangle), longest / 512)
 
 
-def _split_transform(
-    transform: npt.ArrayLike | None, offset: npt.NDArray[np.float64]
-) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+def _split_transform(transform: npt.ArrayLike | None, offset: F64) -> tuple[F64, F64]:
     """Return (R, t') with p_centred = R p + t' where t' = t - offset."""
     if transform is None:
-        rot = np.eye(3)
-        trans = -offset
-    else:
-        m = np.asarray(transform, dtype=np.float64)
-        if m.shape != (4, 4):
-            raise ValueError(f"transform must be 4x4, got {m.shape}")
-        rot = np.ascontiguousarray(m[:3, :3])
-        trans = m[:3, 3] - offset
-    return rot, np.ascontiguousarray(trans)
+        return np.eye(3), np.ascontiguousarray(-offset)
+    m = np.asarray(transform, dtype=np.float64)
+    if m.shape != (4, 4):
+        raise ValueError(f"transform must be 4x4, got {m.shape}")
+    if not np.isfinite(m).all():
+        raise ValueError("transform has non-finite entries")
+    return np.ascontiguousarray(m[:3, :3]), np.ascontiguousarray(m[:3, 3] - offset)
 
 
-def _pseudo_normals(
-    vc: npt.NDArray[np.float64], tri: npt.NDArray[np.int32]
-) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+def _pseudo_normals(vc: F64, tri: I32) -> tuple[F64, F64, F64]:
     """Face normals (F,3), edge pseudo-normals per face edge (F,3,3), vertex ones (V,3)."""
     t = tri.astype(np.int64)
     a, b, c = vc[t[:, 0]], vc[t[:, 1]], vc[t[:, 2]]
@@ -375,14 +328,43 @@ def _pseudo_normals(
         w = corners[(k + 2) % 3] - corners[k]
         angle = np.arctan2(np.linalg.norm(np.cross(u, w), axis=1), (u * w).sum(axis=1))
         np.add.at(vn, t[:, k], fn * angle[:, None])
-    return (np.ascontiguousarray(fn), np.ascontiguousarray(en), np.ascontiguousarray(vn))
+    return np.ascontiguousarray(fn), np.ascontiguousarray(en), np.ascontiguousarray(vn)
+
+
+def _grid_build(corners: F64, origin: F64, h: float, dims: I64, band: float) -> Grid:
+    """Candidate triangles of every cell whose centre is within ``band`` of the surface."""
+    half_diag = h * math.sqrt(3.0) / 2.0
+    reach = band + 2.0 * half_diag
+    tri_min = np.ascontiguousarray(
+        np.minimum(np.minimum(corners[:, 0:3], corners[:, 3:6]), corners[:, 6:9])
+    )
+    tri_max = np.ascontiguousarray(
+        np.maximum(np.maximum(corners[:, 0:3], corners[:, 3:6]), corners[:, 6:9])
+    )
+    counts = _count_pairs(corners, tri_min, tri_max, origin, h, dims, reach)
+    offsets = np.zeros(counts.shape[0] + 1, dtype=np.int64)
+    np.cumsum(counts, out=offsets[1:])
+    n_pairs = int(offsets[-1])
+    pair_cell = np.empty(n_pairs, dtype=np.int64)
+    pair_tri = np.empty(n_pairs, dtype=np.int32)
+    pair_dist = np.empty(n_pairs, dtype=np.float64)
+    _fill_pairs(
+        corners, tri_min, tri_max, origin, h, dims, reach, offsets, pair_cell, pair_tri, pair_dist
+    )
+    start, count, cand_tri, cand_dist = _bucket(pair_cell, pair_tri, pair_dist, int(np.prod(dims)))
+    del pair_cell, pair_tri, pair_dist
+    # The slack margin covers the rounding of d(c, T) so pruning never drops the nearest.
+    _prune(start, count, cand_tri, cand_dist, band, 2.0 * half_diag + 1e-9 * h)
+    cand_tri, cand_dist = _compact(start, count, cand_tri, cand_dist)
+    return origin, dims, start, count, cand_tri, cand_dist
 
 
 # --------------------------------------------------------------------------- numba kernels
+# Kernels are compiled on first use and cached next to this file (``cache=True``).
 
 
-@nb.njit(inline="always", cache=True, fastmath=False)
-def _closest(px, py, pz, T, t):  # type: ignore[no-untyped-def]
+@nb.njit(inline="always", cache=True)
+def _closest(px: float, py: float, pz: float, T: F64, t: int) -> Hit:
     """Closest point on triangle ``t`` (Ericson, RTCD 5.1.5) and its feature.
 
     Feature: 0 face interior; 1, 2, 3 vertex A, B, C; 4, 5, 6 edge AB, BC, CA.
@@ -466,7 +448,7 @@ def _closest(px, py, pz, T, t):  # type: ignore[no-untyped-def]
 
 
 @nb.njit(inline="always", cache=True)
-def _feature_normal(t, feature, tri, fn, en, vn):  # type: ignore[no-untyped-def]
+def _feature_normal(t: int, feature: int, tri: I32, fn: F64, en: F64, vn: F64) -> Vec3:
     """Pseudo-normal of the closest feature of triangle ``t`` (see ``_closest``)."""
     if feature == 0:
         return fn[t, 0], fn[t, 1], fn[t, 2]
@@ -478,12 +460,12 @@ def _feature_normal(t, feature, tri, fn, en, vn):  # type: ignore[no-untyped-def
 
 
 @nb.njit(inline="always", cache=True)
-def _signed(px, py, pz, best, t, qx, qy, qz, nx, ny, nz, fn):  # type: ignore[no-untyped-def]
+def _signed(p: Vec3, best: float, t: int, q: Vec3, n: Vec3, fn: F64) -> float:
     """Sign ``best`` with the (summed) pseudo-normal ``n`` of the tied closest features."""
-    dx = px - qx
-    dy = py - qy
-    dz = pz - qz
-    dot = dx * nx + dy * ny + dz * nz
+    dx = p[0] - q[0]
+    dy = p[1] - q[1]
+    dz = p[2] - q[2]
+    dot = dx * n[0] + dy * n[1] + dz * n[2]
     if dot == 0.0:
         # Pseudo-normals cancelled (inconsistent winding, knife edge): use the face.
         dot = dx * fn[t, 0] + dy * fn[t, 1] + dz * fn[t, 2]
@@ -491,21 +473,32 @@ def _signed(px, py, pz, best, t, qx, qy, qz, nx, ny, nz, fn):  # type: ignore[no
 
 
 @nb.njit(inline="always", cache=True)
-def _cell_range(lo, hi, reach, origin, h, dims, axis):  # type: ignore[no-untyped-def]
-    a = math.floor((lo - reach - origin[axis]) / h)
-    b = math.floor((hi + reach - origin[axis]) / h)
-    return max(a, 0), min(b, dims[axis] - 1)
+def _transform_point(P: F64, i: int, rot: F64, trans: F64) -> Vec3:
+    x = P[i, 0]
+    y = P[i, 1]
+    z = P[i, 2]
+    return (
+        rot[0, 0] * x + rot[0, 1] * y + rot[0, 2] * z + trans[0],
+        rot[1, 0] * x + rot[1, 1] * y + rot[1, 2] * z + trans[1],
+        rot[2, 0] * x + rot[2, 1] * y + rot[2, 2] * z + trans[2],
+    )
+
+
+@nb.njit(inline="always", cache=True)
+def _cell_range(lo: float, hi: float, reach: float, o: float, h: float, n: int) -> tuple[int, int]:
+    return max(math.floor((lo - reach - o) / h), 0), min(math.floor((hi + reach - o) / h), n - 1)
 
 
 @nb.njit(parallel=True, cache=True)
-def _count_pairs(T, tmin, tmax, origin, h, dims, reach):  # type: ignore[no-untyped-def]
-    n_tri = T.shape[0]
-    counts = np.zeros(n_tri, np.int64)
+def _count_pairs(
+    T: F64, tmin: F64, tmax: F64, origin: F64, h: float, dims: I64, reach: float
+) -> I64:
+    counts = np.zeros(T.shape[0], np.int64)
     r2 = reach * reach
-    for t in nb.prange(n_tri):
-        i0, i1 = _cell_range(tmin[t, 0], tmax[t, 0], reach, origin, h, dims, 0)
-        j0, j1 = _cell_range(tmin[t, 1], tmax[t, 1], reach, origin, h, dims, 1)
-        k0, k1 = _cell_range(tmin[t, 2], tmax[t, 2], reach, origin, h, dims, 2)
+    for t in nb.prange(T.shape[0]):
+        i0, i1 = _cell_range(tmin[t, 0], tmax[t, 0], reach, origin[0], h, dims[0])
+        j0, j1 = _cell_range(tmin[t, 1], tmax[t, 1], reach, origin[1], h, dims[1])
+        k0, k1 = _cell_range(tmin[t, 2], tmax[t, 2], reach, origin[2], h, dims[2])
         c = 0
         for i in range(i0, i1 + 1):
             x = origin[0] + (i + 0.5) * h
@@ -513,8 +506,7 @@ def _count_pairs(T, tmin, tmax, origin, h, dims, reach):  # type: ignore[no-unty
                 y = origin[1] + (j + 0.5) * h
                 for k in range(k0, k1 + 1):
                     z = origin[2] + (k + 0.5) * h
-                    d2 = _closest(x, y, z, T, t)[0]
-                    if d2 <= r2:
+                    if _closest(x, y, z, T, t)[0] <= r2:
                         c += 1
         counts[t] = c
     return counts
@@ -522,24 +514,23 @@ def _count_pairs(T, tmin, tmax, origin, h, dims, reach):  # type: ignore[no-unty
 
 @nb.njit(parallel=True, cache=True)
 def _fill_pairs(
-    T,
-    tmin,
-    tmax,
-    origin,
-    h,
-    dims,
-    reach,
-    offsets,
-    pair_cell,
-    pair_tri,  # type: ignore[no-untyped-def]
-    pair_dist,
-):
-    n_tri = T.shape[0]
+    T: F64,
+    tmin: F64,
+    tmax: F64,
+    origin: F64,
+    h: float,
+    dims: I64,
+    reach: float,
+    offsets: I64,
+    pair_cell: I64,
+    pair_tri: I32,
+    pair_dist: F64,
+) -> None:
     r2 = reach * reach
-    for t in nb.prange(n_tri):
-        i0, i1 = _cell_range(tmin[t, 0], tmax[t, 0], reach, origin, h, dims, 0)
-        j0, j1 = _cell_range(tmin[t, 1], tmax[t, 1], reach, origin, h, dims, 1)
-        k0, k1 = _cell_range(tmin[t, 2], tmax[t, 2], reach, origin, h, dims, 2)
+    for t in nb.prange(T.shape[0]):
+        i0, i1 = _cell_range(tmin[t, 0], tmax[t, 0], reach, origin[0], h, dims[0])
+        j0, j1 = _cell_range(tmin[t, 1], tmax[t, 1], reach, origin[1], h, dims[1])
+        k0, k1 = _cell_range(tmin[t, 2], tmax[t, 2], reach, origin[2], h, dims[2])
         c = offsets[t]
         for i in range(i0, i1 + 1):
             x = origin[0] + (i + 0.5) * h
@@ -556,7 +547,9 @@ def _fill_pairs(
 
 
 @nb.njit(cache=True)
-def _bucket(pair_cell, pair_tri, pair_dist, n_cells):  # type: ignore[no-untyped-def]
+def _bucket(
+    pair_cell: I64, pair_tri: I32, pair_dist: F64, n_cells: int
+) -> tuple[I64, I32, I32, F64]:
     """Counting sort of (cell, triangle, distance) pairs by cell."""
     start = np.zeros(n_cells + 1, np.int64)
     for i in range(pair_cell.shape[0]):
@@ -576,7 +569,9 @@ def _bucket(pair_cell, pair_tri, pair_dist, n_cells):  # type: ignore[no-untyped
 
 
 @nb.njit(parallel=True, cache=True)
-def _prune(start, count, cand_tri, cand_dist, band, slack):  # type: ignore[no-untyped-def]
+def _prune(
+    start: I64, count: I32, cand_tri: I32, cand_dist: F64, band: float, slack: float
+) -> None:
     """Keep, per cell, the triangles that can be nearest to a point of it; sort them."""
     for c in nb.prange(start.shape[0]):
         m = count[c]
@@ -596,7 +591,7 @@ def _prune(start, count, cand_tri, cand_dist, band, slack):  # type: ignore[no-u
                 cand_tri[w] = cand_tri[q]
                 cand_dist[w] = cand_dist[q]
                 w += 1
-        for a in range(s + 1, w):
+        for a in range(s + 1, w):  # insertion sort: lists are short
             kd = cand_dist[a]
             kt = cand_tri[a]
             b = a - 1
@@ -610,7 +605,7 @@ def _prune(start, count, cand_tri, cand_dist, band, slack):  # type: ignore[no-u
 
 
 @nb.njit(cache=True)
-def _compact(start, count, cand_tri, cand_dist):  # type: ignore[no-untyped-def]
+def _compact(start: I64, count: I32, cand_tri: I32, cand_dist: F64) -> tuple[I32, F64]:
     total = 0
     for c in range(start.shape[0]):
         total += count[c]
@@ -630,39 +625,27 @@ def _compact(start, count, cand_tri, cand_dist):  # type: ignore[no-untyped-def]
 
 @nb.njit(parallel=True, cache=True)
 def _query_grid(
-    P,
-    rot,
-    trans,
-    T,
-    tri,
-    fn,
-    en,
-    vn,
-    tie,
-    origin,
-    h,
-    dims,
-    start,
-    count,  # type: ignore[no-untyped-def]
-    cand_tri,
-    cand_dist,
-    out_d,
-    out_t,
-):
+    P: F64,
+    rot: F64,
+    trans: F64,
+    geometry: Geometry,
+    tie: float,
+    h: float,
+    grid: Grid,
+    out_d: F32,
+    out_t: I32,
+) -> None:
+    """Grid path; writes ``out_t[i] = -1`` for points left to the BVH path."""
+    T, tri, fn, en, vn = geometry
+    origin, dims, start, count, cand_tri, cand_dist = grid
     inv_h = 1.0 / h
     for i in nb.prange(P.shape[0]):
-        x = P[i, 0]
-        y = P[i, 1]
-        z = P[i, 2]
-        px = rot[0, 0] * x + rot[0, 1] * y + rot[0, 2] * z + trans[0]
-        py = rot[1, 0] * x + rot[1, 1] * y + rot[1, 2] * z + trans[1]
-        pz = rot[2, 0] * x + rot[2, 1] * y + rot[2, 2] * z + trans[2]
-        fi = (px - origin[0]) * inv_h
-        fj = (py - origin[1]) * inv_h
-        fk = (pz - origin[2]) * inv_h
-        if not (
-            fi >= 0.0 and fj >= 0.0 and fk >= 0.0 and fi < dims[0] and fj < dims[1] and fk < dims[2]
-        ):
+        p = _transform_point(P, i, rot, trans)
+        fi = (p[0] - origin[0]) * inv_h
+        fj = (p[1] - origin[1]) * inv_h
+        fk = (p[2] - origin[2]) * inv_h
+        inside = fi >= 0.0 and fj >= 0.0 and fk >= 0.0
+        if not (inside and fi < dims[0] and fj < dims[1] and fk < dims[2]):
             out_t[i] = -1
             continue
         ci = int(fi)
@@ -673,50 +656,42 @@ def _query_grid(
         if m == 0:
             out_t[i] = -1
             continue
-        s = start[cell]
-        ex = px - (origin[0] + (ci + 0.5) * h)
-        ey = py - (origin[1] + (cj + 0.5) * h)
-        ez = pz - (origin[2] + (ck + 0.5) * h)
+        ex = p[0] - (origin[0] + (ci + 0.5) * h)
+        ey = p[1] - (origin[1] + (cj + 0.5) * h)
+        ez = p[2] - (origin[2] + (ck + 0.5) * h)
         to_centre = math.sqrt(ex * ex + ey * ey + ez * ez)
         best = np.inf
         tie2 = np.inf
         bt = -1
-        bqx = 0.0
-        bqy = 0.0
-        bqz = 0.0
+        bq = (0.0, 0.0, 0.0)
         nx = 0.0
         ny = 0.0
         nz = 0.0
+        s = start[cell]
         for q in range(s, s + m):
             if cand_dist[q] - to_centre > best + tie:
-                break
+                break  # lower bound of every remaining candidate exceeds the best
             t = cand_tri[q]
-            d2, f, qx, qy, qz = _closest(px, py, pz, T, t)
+            d2, f, qx, qy, qz = _closest(p[0], p[1], p[2], T, t)
             if d2 <= tie2:
                 fx, fy, fz = _feature_normal(t, f, tri, fn, en, vn)
                 d = math.sqrt(d2)
                 if d < best - tie:
-                    nx = fx
-                    ny = fy
-                    nz = fz
+                    nx, ny, nz = fx, fy, fz
                 else:
-                    nx += fx
-                    ny += fy
-                    nz += fz
+                    nx, ny, nz = nx + fx, ny + fy, nz + fz
                 if d < best:
                     best = d
                     bt = t
-                    bqx = qx
-                    bqy = qy
-                    bqz = qz
+                    bq = (qx, qy, qz)
                     tie2 = (best + tie) * (best + tie)
-        out_d[i] = _signed(px, py, pz, best, bt, bqx, bqy, bqz, nx, ny, nz, fn)
+        out_d[i] = _signed(p, best, bt, bq, (nx, ny, nz), fn)
         out_t[i] = bt
 
 
 @nb.njit(cache=True)
-def _bvh_build(T, leaf):  # type: ignore[no-untyped-def]
-    """Median-split AABB tree; node ``n`` is a leaf when ``node_count[n] > 0``."""
+def _bvh_build(T: F64, leaf: int) -> Bvh:
+    """Median-split AABB tree; node ``n`` is a leaf when ``leaf_count[n] > 0``."""
     n_tri = T.shape[0]
     centroid = np.empty((n_tri, 3))
     for t in range(n_tri):
@@ -727,8 +702,8 @@ def _bvh_build(T, leaf):  # type: ignore[no-untyped-def]
     node_min = np.empty((max_nodes, 3))
     node_max = np.empty((max_nodes, 3))
     node_left = np.full(max_nodes, -1, np.int32)
-    node_start = np.zeros(max_nodes, np.int32)
-    node_count = np.zeros(max_nodes, np.int32)
+    leaf_start = np.zeros(max_nodes, np.int32)
+    leaf_count = np.zeros(max_nodes, np.int32)
     stack_node = np.empty(max_nodes, np.int64)
     stack_s = np.empty(max_nodes, np.int64)
     stack_e = np.empty(max_nodes, np.int64)
@@ -737,15 +712,19 @@ def _bvh_build(T, leaf):  # type: ignore[no-untyped-def]
     stack_node[0] = 0
     stack_s[0] = 0
     stack_e[0] = n_tri
+    lo = np.empty(3)
+    hi = np.empty(3)
+    clo = np.empty(3)
+    chi = np.empty(3)
     while sp > 0:
         sp -= 1
         node = stack_node[sp]
         s = stack_s[sp]
         e = stack_e[sp]
-        lo = np.full(3, np.inf)
-        hi = np.full(3, -np.inf)
-        clo = np.full(3, np.inf)
-        chi = np.full(3, -np.inf)
+        lo[:] = np.inf
+        hi[:] = -np.inf
+        clo[:] = np.inf
+        chi[:] = -np.inf
         for q in range(s, e):
             t = order[q]
             for a in range(3):
@@ -763,8 +742,8 @@ def _bvh_build(T, leaf):  # type: ignore[no-untyped-def]
         if chi[2] - clo[2] > chi[axis] - clo[axis]:
             axis = 2
         if e - s <= leaf or chi[axis] - clo[axis] <= 0.0:
-            node_start[node] = s
-            node_count[node] = e - s
+            leaf_start[node] = s
+            leaf_count[node] = e - s
             continue
         sub = order[s:e].copy()
         keys = np.empty(e - s)
@@ -789,108 +768,93 @@ def _bvh_build(T, leaf):  # type: ignore[no-untyped-def]
         node_min[:n_nodes].copy(),
         node_max[:n_nodes].copy(),
         node_left[:n_nodes].copy(),
-        node_start[:n_nodes].copy(),
-        node_count[:n_nodes].copy(),
+        leaf_start[:n_nodes].copy(),
+        leaf_count[:n_nodes].copy(),
         order,
     )
 
 
 @nb.njit(inline="always", cache=True)
-def _box_dist2(px, py, pz, bmin, bmax, n):  # type: ignore[no-untyped-def]
-    dx = max(bmin[n, 0] - px, 0.0, px - bmax[n, 0])
-    dy = max(bmin[n, 1] - py, 0.0, py - bmax[n, 1])
-    dz = max(bmin[n, 2] - pz, 0.0, pz - bmax[n, 2])
+def _box_dist2(p: Vec3, bmin: F64, bmax: F64, n: int) -> float:
+    dx = max(bmin[n, 0] - p[0], 0.0, p[0] - bmax[n, 0])
+    dy = max(bmin[n, 1] - p[1], 0.0, p[1] - bmax[n, 1])
+    dz = max(bmin[n, 2] - p[2], 0.0, p[2] - bmax[n, 2])
     return dx * dx + dy * dy + dz * dz
 
 
 @nb.njit(parallel=True, cache=True)
 def _query_bvh(
-    P,
-    which,
-    rot,
-    trans,
-    T,
-    tri,
-    fn,
-    en,
-    vn,
-    tie,
-    bmin,
-    bmax,
-    left,
-    lstart,  # type: ignore[no-untyped-def]
-    lcount,
-    order,
-    out_d,
-    out_t,
-):
-    for w in nb.prange(which.shape[0]):
-        i = which[w]
-        x = P[i, 0]
-        y = P[i, 1]
-        z = P[i, 2]
-        px = rot[0, 0] * x + rot[0, 1] * y + rot[0, 2] * z + trans[0]
-        py = rot[1, 0] * x + rot[1, 1] * y + rot[1, 2] * z + trans[1]
-        pz = rot[2, 0] * x + rot[2, 1] * y + rot[2, 2] * z + trans[2]
+    P: F64,
+    which: I64,
+    rot: F64,
+    trans: F64,
+    geometry: Geometry,
+    tie: float,
+    bvh: Bvh,
+    out_d: F32,
+    out_t: I32,
+) -> None:
+    """Exact nearest-triangle search for the points ``which`` (depth-first, near child first)."""
+    T, tri, fn, en, vn = geometry
+    bmin, bmax, left, leaf_start, leaf_count, order = bvh
+    n_blocks = (which.shape[0] + _BVH_BLOCK - 1) // _BVH_BLOCK
+    for blk in nb.prange(n_blocks):
         stack = np.empty(_BVH_STACK, np.int32)
-        stack[0] = 0
-        sp = 1
-        best = np.inf
-        tie2 = np.inf
-        bt = -1
-        bqx = 0.0
-        bqy = 0.0
-        bqz = 0.0
-        nx = 0.0
-        ny = 0.0
-        nz = 0.0
-        while sp > 0:
-            sp -= 1
-            node = stack[sp]
-            if _box_dist2(px, py, pz, bmin, bmax, node) > tie2:
-                continue
-            if lcount[node] > 0:
-                for q in range(lstart[node], lstart[node] + lcount[node]):
+        for w in range(blk * _BVH_BLOCK, min((blk + 1) * _BVH_BLOCK, which.shape[0])):
+            i = which[w]
+            p = _transform_point(P, i, rot, trans)
+            stack[0] = 0
+            sp = 1
+            best = np.inf
+            tie2 = np.inf
+            bt = -1
+            bq = (0.0, 0.0, 0.0)
+            nx = 0.0
+            ny = 0.0
+            nz = 0.0
+            while sp > 0:
+                sp -= 1
+                node = stack[sp]
+                if _box_dist2(p, bmin, bmax, node) > tie2:
+                    continue
+                if leaf_count[node] == 0:
+                    a = left[node]
+                    b = a + 1
+                    da = _box_dist2(p, bmin, bmax, a)
+                    db = _box_dist2(p, bmin, bmax, b)
+                    if da > db:
+                        a, b = b, a
+                        da, db = db, da
+                    if db <= tie2:
+                        stack[sp] = b
+                        sp += 1
+                    if da <= tie2:
+                        stack[sp] = a
+                        sp += 1
+                    continue
+                for q in range(leaf_start[node], leaf_start[node] + leaf_count[node]):
                     t = order[q]
-                    d2, f, qx, qy, qz = _closest(px, py, pz, T, t)
+                    d2, f, qx, qy, qz = _closest(p[0], p[1], p[2], T, t)
                     if d2 <= tie2:
                         fx, fy, fz = _feature_normal(t, f, tri, fn, en, vn)
                         d = math.sqrt(d2)
                         if d < best - tie:
-                            nx = fx
-                            ny = fy
-                            nz = fz
+                            nx, ny, nz = fx, fy, fz
                         else:
-                            nx += fx
-                            ny += fy
-                            nz += fz
+                            nx, ny, nz = nx + fx, ny + fy, nz + fz
                         if d < best:
                             best = d
                             bt = t
-                            bqx = qx
-                            bqy = qy
-                            bqz = qz
+                            bq = (qx, qy, qz)
                             tie2 = (best + tie) * (best + tie)
-            else:
-                a = left[node]
-                b = a + 1
-                da = _box_dist2(px, py, pz, bmin, bmax, a)
-                db = _box_dist2(px, py, pz, bmin, bmax, b)
-                if da > db:
-                    a, b = b, a
-                    da, db = db, da
-                if db <= tie2:
-                    stack[sp] = b
-                    sp += 1
-                if da <= tie2:
-                    stack[sp] = a
-                    sp += 1
-        out_d[i] = _signed(px, py, pz, best, bt, bqx, bqy, bqz, nx, ny, nz, fn)
-        out_t[i] = bt
+            out_d[i] = _signed(p, best, bt, bq, (nx, ny, nz), fn)
+            out_t[i] = bt
 
 
 @nb.njit(cache=True)
-def _region_accumulate(distances, tri_ids, labels, n_regions):  # type: ignore[no-untyped-def]
+def _region_accumulate(
+    distances: F32, tri_ids: I32, labels: I32, n_regions: int
+) -> tuple[I64, F64, F64, F64, F64]:
     count = np.zeros(n_regions, np.int64)
     total = np.zeros(n_regions)
     total_sq = np.zeros(n_regions)

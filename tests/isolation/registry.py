@@ -62,7 +62,14 @@ def _log_entry() -> Any:
                                    change_message="")
 
 
+def _membership() -> Any:
+    from accounts.models import Membership
+
+    return Membership.objects.create(user=_user(), role="viewer")
+
+
 TENANT: dict[str, TenantCase] = {
+    "accounts.Membership": TenantCase(_membership),
     "inspections.Site": TenantCase(_site, "/api/v1/sites", {"location": "moved"}),
     "inspections.Asset": TenantCase(_asset, "/api/v1/assets", {"name": "renamed"}),
     "auth.User": TenantCase(_user),

@@ -3,6 +3,8 @@ from __future__ import annotations
 from django.db.models import QuerySet
 from drf_spectacular.utils import extend_schema, extend_schema_view
 
+from accounts.permissions import needs
+from accounts.roles import Capability
 from d2r.api.views import TenantModelViewSet
 from inspections import selectors
 from inspections.api.v1.serializers import AssetSerializer, SiteSerializer
@@ -16,6 +18,7 @@ from inspections.models import Asset, Site
     destroy=extend_schema(summary="Delete a site (only without assets)"),
 )
 class SiteViewSet(TenantModelViewSet):
+    permission_classes = [needs(Capability.VIEW_INSPECTIONS, Capability.MANAGE_ASSETS)]
     serializer_class = SiteSerializer
     queryset = Site.objects.none()  # for the schema; rows come from get_queryset
 
@@ -31,6 +34,7 @@ class SiteViewSet(TenantModelViewSet):
     destroy=extend_schema(summary="Delete an asset"),
 )
 class AssetViewSet(TenantModelViewSet):
+    permission_classes = [needs(Capability.VIEW_INSPECTIONS, Capability.MANAGE_ASSETS)]
     serializer_class = AssetSerializer
     queryset = Asset.objects.none()
 
