@@ -10,19 +10,23 @@ from rest_framework.request import Request
 from accounts.roles import Capability, role_can
 
 
-def request_role(request: Request) -> str | None:
-    """The caller's role: from its credential (API key, device) or the user's membership."""
-    auth = getattr(request, "auth", None)
-    role = getattr(auth, "role", None)
-    if role:
-        return str(role)
-    user = getattr(request, "user", None)
-    if user is None or not user.is_authenticated:
-        return None
+def user_role(user: Any) -> str | None:
+    """A person's role in the current workspace (their membership), or None."""
     membership = getattr(user, "membership", None)
     if membership is not None:
         return str(membership.role)
-    return "owner" if getattr(user, "is_superuser", False) else None
+    return None
+
+
+def request_allows(request: Request, capability: Capability) -> bool:
+    """Whether the caller (credential principal or signed-in user) has `capability`."""
+    principal = getattr(request, "auth", None)
+    if hasattr(principal, "allows"):
+        return bool(principal.allows(capability))
+    user = getattr(request, "user", None)
+    if user is None or not user.is_authenticated:
+        return False
+    return role_can(user_role(user), capability)
 
 
 def needs(read: Capability, write: Capability | None = None) -> type[BasePermission]:
@@ -33,7 +37,7 @@ def needs(read: Capability, write: Capability | None = None) -> type[BasePermiss
 
         def has_permission(self, request: Request, view: Any) -> bool:
             capability = read if request.method in SAFE_METHODS else (write or read)
-            return role_can(request_role(request), capability)
+            return request_allows(request, capability)
 
     CapabilityPermission.__name__ = f"Needs_{read}_{write or read}"
     return CapabilityPermission

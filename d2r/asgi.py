@@ -6,9 +6,14 @@ import os
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "d2r.settings.local")
 
-from django.core.asgi import get_asgi_application
+import django
 
-django_asgi = get_asgi_application()
+django.setup(set_prefix=False)
+
+from d2r.streaming import StreamingASGIHandler  # noqa: E402
+
+# Django's handler, except that tus PATCH bodies stream to the view (d2r.streaming).
+django_asgi = StreamingASGIHandler()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402

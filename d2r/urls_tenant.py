@@ -13,12 +13,15 @@ handler500 = "d2r.api.problems.handler500"
 
 api_v1 = [
     *api_common,
+    path("", include("accounts.api.v1.urls")),
+    path("", include("devices.api.v1.urls")),
     path("", include("inspections.api.v1.urls")),
+    path("", include("audit.api.v1.urls")),
 ]
 
 urlpatterns = [
     path("admin/", tenant_site.urls),
-    path("accounts/", include("django.contrib.auth.urls")),
+    path("accounts/", include("allauth.urls")),
     path("api/v1/", include(api_v1)),
     *common,
 ]

@@ -5,6 +5,7 @@ from django.contrib.auth.admin import GroupAdmin, UserAdmin
 from django.contrib.auth.models import Group, User
 from django.db import transaction
 
+from accounts.admin import CapabilityAdminMixin
 from d2r.admin_sites import platform_site, tenant_site
 from tenants import services, tasks
 from tenants.models import Domain, Plan, Tenant
@@ -59,7 +60,16 @@ class PlanAdmin(admin.ModelAdmin):
 
 
 # Users and groups exist in each schema: the platform's operators in `public`, each
-# workspace's own people in its schema.
-for site in (platform_site, tenant_site):
-    site.register(User, UserAdmin)
-    site.register(Group, GroupAdmin)
+# workspace's own people in its schema (managed there by owners and admins).
+platform_site.register(User, UserAdmin)
+platform_site.register(Group, GroupAdmin)
+
+
+@admin.register(User, site=tenant_site)
+class TenantUserAdmin(CapabilityAdminMixin, UserAdmin):
+    pass
+
+
+@admin.register(Group, site=tenant_site)
+class TenantGroupAdmin(CapabilityAdminMixin, GroupAdmin):
+    pass

@@ -18,6 +18,14 @@ RLS_TABLES: dict[str, tuple[str, ...]] = {
     "billing_usagerecord": ("SELECT", "INSERT"),
 }
 DML = "SELECT, INSERT, UPDATE, DELETE"
+# Tenant tables the tenant role may only read and append to (the audit log, ADR 0004):
+# the default DML grant is narrowed to these privileges after every sync.
+APPEND_ONLY_TABLES: dict[str, tuple[str, ...]] = {
+    "audit_entry": ("SELECT", "INSERT"),
+    "audit_treehead": ("SELECT", "INSERT"),
+    "audit_receipt": ("SELECT", "INSERT"),
+    "audit_logkey": ("SELECT", "INSERT"),
+}
 
 
 def _ensure_role(cursor, name: str, options: str) -> None:  # type: ignore[no-untyped-def]
@@ -97,6 +105,12 @@ def tenant_role_sync(schema_name: str) -> str:
             f"ALTER DEFAULT PRIVILEGES IN SCHEMA {schema} "
             f"GRANT USAGE, SELECT, UPDATE ON SEQUENCES TO {quote(role)}"
         )
+        for table, privileges in APPEND_ONLY_TABLES.items():
+            cursor.execute("SELECT to_regclass(%s)", [f"{schema}.{quote(table)}"])
+            if cursor.fetchone()[0] is not None:
+                target = f"{schema}.{quote(table)}"
+                cursor.execute(f"REVOKE ALL ON {target} FROM {quote(role)}")
+                cursor.execute(f"GRANT {', '.join(privileges)} ON {target} TO {quote(role)}")
     return role
 
 

@@ -13,6 +13,7 @@ from django_tenants.middleware.main import TenantMainMiddleware
 from django_tenants.utils import get_public_schema_name
 
 from d2r.api.problems import problem_response
+from tenants.credentials import CredentialError
 from tenants.models import Tenant
 
 SESSION_TENANT_KEY = "_d2r_tenant"
@@ -23,7 +24,8 @@ def credential_resolvers() -> list[CredentialResolver]:
     """The configured resolvers that map an API credential to its workspace.
 
     Each takes the request and returns the credential's tenant, or None when the
-    request carries no credential it understands. The identity app adds its resolvers
+    request carries no credential it understands; a credential that is present but
+    not acceptable raises CredentialError (answered 401/403 problem+json). The identity app adds its resolvers
     (API keys, device tokens) through the TENANT_CREDENTIAL_RESOLVERS setting.
     """
     return [import_string(path) for path in getattr(settings, "TENANT_CREDENTIAL_RESOLVERS", [])]
@@ -43,11 +45,18 @@ class TenantMiddleware(TenantMainMiddleware):
             Tenant.objects.filter(domains__domain=hostname).select_related("plan").first()
         )
         credential_tenant = None
-        for resolver in credential_resolvers():
-            credential_tenant = resolver(request)
-            if credential_tenant is not None:
-                break
+        try:
+            for resolver in credential_resolvers():
+                credential_tenant = resolver(request)
+                if credential_tenant is not None:
+                    break
+        except CredentialError as exc:
+            status = 403 if exc.slug in {"permission-denied", "device-refused"} else 401
+            return problem_response(request, exc.slug, detail=exc.detail, status=status)
         tenant = host_tenant or credential_tenant
+        if tenant is not None and tenant.plan_id and not Tenant.plan.is_cached(tenant):
+            # Loaded here, as the platform role: tenant roles cannot read public tables.
+            tenant = Tenant.objects.select_related("plan").get(pk=tenant.pk)
         if credential_tenant is not None and host_tenant is not None and (
             credential_tenant.pk != host_tenant.pk and not host_tenant.is_public
         ):

@@ -66,6 +66,7 @@ def make_user(schema: str, *, perms: list[str] | None = None, superuser: bool = 
             username=f"{name}@{schema}.test", password="a-long-test-password",
             is_superuser=superuser, is_staff=superuser,
         )
+        role = role or ("owner" if superuser else None)
         if role is not None:
             from accounts.models import Membership
 

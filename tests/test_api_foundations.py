@@ -150,3 +150,16 @@ def test_credential_resolves_the_workspace_and_is_refused_on_another_host(
     _problem(Client(HTTP_HOST="alpha.localhost").get("/api/v1/sites",
                                                      HTTP_X_TEST_WORKSPACE="beta"),
              403, "credential-tenant-mismatch")
+
+
+def test_security_headers_on_pages_and_api() -> None:
+    page = Client(HTTP_HOST="alpha.localhost").get("/admin/login/")
+    csp = page["Content-Security-Policy"]
+    assert "default-src 'self'" in csp and "frame-ancestors 'none'" in csp
+    directives = dict(d.strip().split(" ", 1) for d in csp.split(";"))
+    assert directives["script-src"] == "'self'"  # no inline scripts, no eval
+    assert page["X-Frame-Options"] == "DENY"
+    assert page["X-Content-Type-Options"] == "nosniff"
+    api = Client(HTTP_HOST="alpha.localhost").get(
+        "/api/v1/health", HTTP_ORIGIN="https://evil.example")
+    assert "Access-Control-Allow-Origin" not in api  # CORS only where configured

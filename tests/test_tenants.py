@@ -52,10 +52,13 @@ def test_create_tenant_command_provisions_schema_role_and_admin(autocommit_db: N
     with schema_context("gamma"):  # the admin exists in gamma's schema only
         assert client.login(username="qc@gamma.test", password=password)
     assert client.get("/admin/").status_code == 200
-    for host in ("localhost", "alpha.localhost"):  # gamma's admin exists nowhere else
-        login = Client(HTTP_HOST=host).post(
-            "/admin/login/", {"username": "qc@gamma.test", "password": password})
-        assert login.status_code == 200 and b"correct username and password" in login.content
+    # gamma's admin exists nowhere else: not on the platform, not in alpha.
+    platform = Client(HTTP_HOST="localhost").post(
+        "/admin/login/", {"username": "qc@gamma.test", "password": password})
+    assert platform.status_code == 200 and b"correct username and password" in platform.content
+    alpha = Client(HTTP_HOST="alpha.localhost").post(
+        "/accounts/login/", {"login": "qc@gamma.test", "password": password})
+    assert alpha.status_code == 200 and b"not correct" in alpha.content
     with schema_context("gamma"), connection.cursor() as cursor:
         cursor.execute("SELECT current_user")
         assert cursor.fetchone()[0].endswith("_t_gamma")

@@ -33,6 +33,8 @@ SHARED_APPS = [
     "drf_spectacular_sidecar",
     "channels",
     "django_prometheus",
+    "corsheaders",
+    "csp",
 ]
 TENANT_APPS = [
     "django.contrib.contenttypes",
@@ -40,7 +42,11 @@ TENANT_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.admin",
+    "allauth",
+    "allauth.account",
+    "allauth.mfa",
     "accounts",
+    "devices",
     "inspections",
     "twins",
     "audit",
@@ -59,13 +65,18 @@ MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "d2r.middleware.RequestIdMiddleware",
     "d2r.middleware.ProblemDetailsMiddleware",
+    "accounts.throttling.RateLimitHeadersMiddleware",
     "tenants.middleware.TenantMiddleware",
+    "corsheaders.middleware.CorsMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "allauth.account.middleware.AccountMiddleware",
+    "accounts.middleware.MfaRequiredMiddleware",
     "tenants.middleware.SessionTenantBindingMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
@@ -171,6 +182,8 @@ CELERY_TASK_ROUTES = {
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     "tenants-heartbeat": {"task": "tenants.platform_heartbeat_task", "schedule": 60.0},
+    "audit-tree-heads": {"task": "audit.tree_heads_issue_all_task",
+                         "schedule": float(env_int("AUDIT_TREE_HEAD_SECONDS", 3600))},
 }
 
 # --- Auth and sessions ----------------------------------------------------------------
@@ -187,14 +200,55 @@ SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 CSRF_COOKIE_SAMESITE = "Lax"
 SESSION_COOKIE_AGE = int(timedelta(hours=12).total_seconds())
+AUTHENTICATION_BACKENDS = [
+    "django.contrib.auth.backends.ModelBackend",
+    "accounts.backends.WorkspaceAuthenticationBackend",
+]
+# Local accounts (django-allauth): email login, password reset, TOTP MFA. People are
+# invited by their workspace's admins; there is no public sign-up.
+ACCOUNT_ADAPTER = "accounts.adapters.WorkspaceAccountAdapter"
+ACCOUNT_LOGIN_METHODS = {"email"}
+ACCOUNT_SIGNUP_FIELDS = ["email*", "password1*", "password2*"]
+ACCOUNT_EMAIL_VERIFICATION = "none"
+ACCOUNT_LOGOUT_ON_PASSWORD_CHANGE = True
+ACCOUNT_LOGIN_ON_PASSWORD_RESET = False
+ACCOUNT_RATE_LIMITS = {
+    "login_failed": env_str("LOGIN_FAILED_RATE", "10/m/ip,5/5m/key"),
+    "reset_password": "20/m/ip,5/m/key",
+}
+LOGIN_REDIRECT_URL = "/admin/"
+MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
+MFA_TOTP_ISSUER = "D2R Cloud"
+EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "D2R Cloud <no-reply@d2r.cloud>")
 SECURE_CONTENT_TYPE_NOSNIFF = True
+# Content Security Policy for the admin and pages: scripts only from our origin
+# (Swagger UI is served as split files for that reason), no framing, no plugins.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'", "'unsafe-inline'"],  # the admin sets inline styles
+        "img-src": ["'self'", "data:", "blob:"],
+        "connect-src": ["'self'"],
+        "font-src": ["'self'", "data:"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
+}
+# CORS only for origins an operator lists (none by default); API only.
+CORS_ALLOWED_ORIGINS = env_list("CORS_ALLOWED_ORIGINS", "")
+CORS_URLS_REGEX = r"^/api/.*$"
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 
 # --- API ------------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "tenants.authentication.TenantSessionAuthentication",
+        "accounts.authentication.CredentialAuthentication",
+        "accounts.authentication.TenantSessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_PAGINATION_CLASS": "d2r.api.pagination.CursorPagination",
@@ -202,12 +256,7 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "d2r.api.problems.exception_handler",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_THROTTLE_CLASSES": ["rest_framework.throttling.UserRateThrottle",
-                                 "rest_framework.throttling.AnonRateThrottle"],
-    "DEFAULT_THROTTLE_RATES": {
-        "user": env_str("API_RATE_USER", "1200/min"),
-        "anon": env_str("API_RATE_ANON", "120/min"),
-    },
+    "DEFAULT_THROTTLE_CLASSES": ["accounts.throttling.PlanRateThrottle"],
     "NUM_PROXIES": env_int("TRUSTED_PROXY_COUNT", 0),
 }
 SPECTACULAR_SETTINGS = {
@@ -252,7 +301,50 @@ USE_TZ = True
 
 # Hosts that serve the platform (public schema): operators' admin, signup, API docs.
 PLATFORM_HOSTS = env_list("PLATFORM_HOSTS", "localhost,127.0.0.1")
-# Callables that map an API credential to its workspace (tenants.middleware).
-TENANT_CREDENTIAL_RESOLVERS: list[str] = []
 # Tenant migrations skip schemas that are already up to date (tenants.migration).
 GET_EXECUTOR_FUNCTION = "tenants.migration.get_executor"
+
+# --- Identity (ADR 0002) ----------------------------------------------------------------
+JWT_KEYS_FILE = env_str("JWT_KEYS_FILE", str(ROOT / ".d2r" / "jwt-keys.json"))
+JWT_KEYS_AUTOCREATE = env_bool("JWT_KEYS_AUTOCREATE", DEBUG)
+JWT_ISSUER = env_str("JWT_ISSUER", "https://d2r.cloud")
+JWT_AUDIENCE = env_str("JWT_AUDIENCE", "d2r-api")
+JWT_ACCESS_SECONDS = env_int("JWT_ACCESS_SECONDS", 900)
+JWT_REFRESH_DAYS = env_int("JWT_REFRESH_DAYS", 30)
+JWT_LEEWAY_SECONDS = 30  # clock skew tolerated on exp/nbf/iat
+DEVICE_JWT_MAX_LIFETIME_SECONDS = 300
+MAX_TOKEN_BYTES = 4096  # larger bearer tokens are refused before parsing
+API_DEFAULT_RATE_PER_MINUTE = env_int("API_DEFAULT_RATE_PER_MINUTE", 1200)
+API_ANON_RATE_PER_MINUTE = env_int("API_ANON_RATE_PER_MINUTE", 120)
+AUTH_RATE_PER_MINUTE = env_int("AUTH_RATE_PER_MINUTE", 20)
+RATE_LIMIT_WINDOW_SECONDS = 60
+# Callables that map an API credential to its workspace (tenants.middleware).
+TENANT_CREDENTIAL_RESOLVERS = ["accounts.credentials.resolve_request_credential"]
+
+# --- Audit log (ADR 0004) -------------------------------------------------------------
+# Root secret from which each workspace's log signing keys are derived (HKDF). Empty
+# outside production: a random one is generated once into .d2r/audit_signing_key.
+AUDIT_SIGNING_KEY = env_secret("AUDIT_SIGNING_KEY", "")
+# Former root secrets, comma-separated: checkpoints are co-signed during a rotation.
+AUDIT_SIGNING_KEYS_PREVIOUS = env_list("AUDIT_SIGNING_KEYS_PREVIOUS", "")
+AUDIT_ORIGIN_PREFIX = env_str("AUDIT_ORIGIN_PREFIX", f"{BASE_DOMAIN}/audit")
+# RFC 3161 timestamp authority for PAdES B-T signatures of PDF reports (empty: B-B).
+AUDIT_TSA_URL = env_str("AUDIT_TSA_URL", "")
+
+# --- Scan ingestion (issue 4; inspections.ingest) ---------------------------------------
+# Bytes per S3 multipart part: the web process holds at most one part per upload.
+INGEST_PART_SIZE = env_int("INGEST_PART_SIZE", 8 * 1024 * 1024)
+INGEST_MAX_UPLOAD_BYTES = env_int("INGEST_MAX_UPLOAD_BYTES", 8 * 1024**3)
+INGEST_UPLOAD_TTL_SECONDS = env_int("INGEST_UPLOAD_TTL_SECONDS", 7 * 24 * 3600)
+# Ed25519 seed (base64, 32 bytes) signing sync acknowledgements; empty: derived from
+# SECRET_KEY (set it explicitly in production so rotating SECRET_KEY keeps the key).
+INGEST_ACK_SIGNING_KEY = env_secret("INGEST_ACK_SIGNING_KEY", "")
+INGEST_MAX_POINTS = env_int("INGEST_MAX_POINTS", 2_000_000_000)
+INGEST_MAX_DECOMPRESSED_BYTES = env_int("INGEST_MAX_DECOMPRESSED_BYTES", 64 * 1024**3)
+INGEST_MAX_DECOMPRESSION_RATIO = env_int("INGEST_MAX_DECOMPRESSION_RATIO", 100)
+INGEST_PROCESSING_LEASE_SECONDS = env_int("INGEST_PROCESSING_LEASE_SECONDS", 35 * 60)
+INGEST_OUTBOX_STALE_SECONDS = env_int("INGEST_OUTBOX_STALE_SECONDS", 120)
+CELERY_BEAT_SCHEDULE["inspections-outbox-sweep"] = {
+    "task": "inspections.outbox_sweep_task", "schedule": 60.0}
+CELERY_BEAT_SCHEDULE["inspections-uploads-expire"] = {
+    "task": "inspections.uploads_expire_task", "schedule": 3600.0}

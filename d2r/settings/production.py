@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from d2r.env import env_bool, env_int
+from d2r.env import env_bool, env_int, env_secret
 from d2r.settings.base import *  # noqa: F403
 
 DEBUG = False
@@ -13,3 +13,4 @@ SECURE_HSTS_INCLUDE_SUBDOMAINS = True
 SECURE_HSTS_PRELOAD = True
 SESSION_COOKIE_SECURE = True
 CSRF_COOKIE_SECURE = True
+AUDIT_SIGNING_KEY = env_secret("AUDIT_SIGNING_KEY")  # required: no generated default

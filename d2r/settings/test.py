@@ -22,3 +22,5 @@ CHANNEL_LAYERS["default"]["CONFIG"]["hosts"] = [REDIS_URL]  # noqa: F405
 CELERY_BROKER_URL = CELERY_RESULT_BACKEND = REDIS_URL
 ALLOWED_HOSTS = [".localhost", "localhost", "testserver", "127.0.0.1"]
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # noqa: F405
+JWT_KEYS_FILE = str(ROOT / ".d2r" / "test-jwt-keys.json")  # noqa: F405
+JWT_KEYS_AUTOCREATE = True

@@ -62,8 +62,9 @@ Vec3 = tuple[float, float, float]
 Geometry = tuple[F64, I32, F64, F64, F64]
 #: origin (3,), dims (3,), cell start (C,), cell count (C,), candidate triangle, its d(c, T)
 Grid = tuple[F64, I64, I64, I32, I32, F64]
-#: node min (N, 3), node max (N, 3), left child, leaf start, leaf count, triangle order
-Bvh = tuple[F64, F64, I32, I32, I32, I32]
+#: node min (N, 3), node max (N, 3), triangles per leaf slot (-1 = empty), inner nodes;
+#: a complete binary tree in heap layout (children of n: 2n + 1, 2n + 2)
+Bvh = tuple[F64, F64, I32, int]
 
 DEFAULT_CHUNK_POINTS = 1 << 20
 #: Cells along the longest bounding-box axis by default; 48-96 is a flat optimum on the
@@ -72,7 +73,8 @@ _DEFAULT_CELLS_ALONG = 64
 _MAX_GRID_CELLS = 1 << 24
 _BVH_LEAF = 4
 _BVH_STACK = 64
-_BVH_BLOCK = 256
+#: points per parallel work item (one search stack each)
+_BLOCK = 1024
 
 # numba's TBB layer complains about an old system TBB and then falls back to OpenMP or
 # workqueue by itself; the message is noise for callers.
@@ -170,7 +172,7 @@ class DeviationIndex:
         self.cell_size = h
         self.band = band
         self._grid: Grid = _grid_build(corners, origin, h, dims, band)
-        self._bvh: Bvh = _bvh_build(corners, _BVH_LEAF)
+        self._bvh: Bvh = _bvh_build(corners)
 
     @property
     def n_candidates(self) -> int:
@@ -202,27 +204,41 @@ class DeviationIndex:
         distances = np.empty(n, dtype=np.float32)
         triangle_ids = np.empty(n, dtype=np.int32)
         n_fallback = 0
+        no_rows = np.empty((0, 3))
         for s in range(0, n, step):
             chunk = np.ascontiguousarray(pts[s : s + step], dtype=np.float64)
-            d_out = distances[s : s + step]
-            t_out = triangle_ids[s : s + step]
-            _query_grid(
+            n_fallback += _query(
                 chunk, rot, trans, self._geometry, self.tie_tolerance, self.cell_size,
-                self._grid, d_out, t_out,
+                self._grid, self._bvh, distances[s : s + step], triangle_ids[s : s + step],
+                no_rows, no_rows,
             )  # fmt: skip
-            missing = np.flatnonzero(t_out < 0)
-            if missing.size:
-                n_fallback += int(missing.size)
-                _query_bvh(
-                    chunk, missing, rot, trans, self._geometry, self.tie_tolerance, self._bvh,
-                    d_out, t_out,
-                )  # fmt: skip
         return DeviationResult(
             distances=distances,
             triangle_ids=triangle_ids,
             offset=np.array(self.offset),
             n_fallback=n_fallback,
         )
+
+    def closest_points(
+        self, points: npt.ArrayLike, *, transform: npt.ArrayLike | None = None
+    ) -> tuple[F32, I32, F64, F64]:
+        """Like :meth:`query` for a modest number of points (one chunk, no streaming),
+        also returning the closest points (relative to ``offset``) and the unit normals
+        that signed them: ``(distances, triangle_ids, closest, normals)``."""
+        pts = np.ascontiguousarray(points, dtype=np.float64)
+        if pts.ndim != 2 or pts.shape[1] != 3:
+            raise ValueError(f"points must have shape (N, 3), got {pts.shape}")
+        rot, trans = _split_transform(transform, self.offset)
+        n = pts.shape[0]
+        distances = np.empty(n, dtype=np.float32)
+        triangle_ids = np.empty(n, dtype=np.int32)
+        closest = np.empty((n, 3))
+        normals = np.empty((n, 3))
+        _query(
+            pts, rot, trans, self._geometry, self.tie_tolerance, self.cell_size, self._grid,
+            self._bvh, distances, triangle_ids, closest, normals,
+        )  # fmt: skip
+        return distances, triangle_ids, closest, normals
 
 
 def deviation_compute(
@@ -341,22 +357,62 @@ def _grid_build(corners: F64, origin: F64, h: float, dims: I64, band: float) -> 
     tri_max = np.ascontiguousarray(
         np.maximum(np.maximum(corners[:, 0:3], corners[:, 3:6]), corners[:, 6:9])
     )
-    counts = _count_pairs(corners, tri_min, tri_max, origin, h, dims, reach)
-    offsets = np.zeros(counts.shape[0] + 1, dtype=np.int64)
-    np.cumsum(counts, out=offsets[1:])
+    offsets = np.zeros(corners.shape[0] + 1, dtype=np.int64)
+    none_i64 = np.empty(0, dtype=np.int64)
+    none_i32 = np.empty(0, dtype=np.int32)
+    none_f64 = np.empty(0, dtype=np.float64)
+    args = (corners, tri_min, tri_max, origin, h, dims, reach, offsets)
+    _pairs(*args, none_i64, none_i32, none_f64, False)
+    np.cumsum(offsets, out=offsets)
     n_pairs = int(offsets[-1])
     pair_cell = np.empty(n_pairs, dtype=np.int64)
     pair_tri = np.empty(n_pairs, dtype=np.int32)
     pair_dist = np.empty(n_pairs, dtype=np.float64)
-    _fill_pairs(
-        corners, tri_min, tri_max, origin, h, dims, reach, offsets, pair_cell, pair_tri, pair_dist
-    )
-    start, count, cand_tri, cand_dist = _bucket(pair_cell, pair_tri, pair_dist, int(np.prod(dims)))
-    del pair_cell, pair_tri, pair_dist
+    _pairs(*args, pair_cell, pair_tri, pair_dist, True)
     # The slack margin covers the rounding of d(c, T) so pruning never drops the nearest.
-    _prune(start, count, cand_tri, cand_dist, band, 2.0 * half_diag + 1e-9 * h)
-    cand_tri, cand_dist = _compact(start, count, cand_tri, cand_dist)
+    start, count, cand_tri, cand_dist = _grid_finish(
+        pair_cell, pair_tri, pair_dist, int(np.prod(dims)), band, 2.0 * half_diag + 1e-9 * h
+    )
     return origin, dims, start, count, cand_tri, cand_dist
+
+
+def _bvh_build(corners: F64) -> Bvh:
+    """Linear BVH: triangles in Morton order of their centroids, ``_BVH_LEAF`` per leaf,
+    a complete binary tree of boxes built bottom-up (numpy only, O(F log F))."""
+    n_tri = corners.shape[0]
+    tri_min = np.minimum(np.minimum(corners[:, 0:3], corners[:, 3:6]), corners[:, 6:9])
+    tri_max = np.maximum(np.maximum(corners[:, 0:3], corners[:, 3:6]), corners[:, 6:9])
+    centroid = (tri_min + tri_max) / 2.0
+    lo = centroid.min(axis=0)
+    span = np.maximum(centroid.max(axis=0) - lo, np.finfo(np.float64).tiny)
+    cells = np.minimum(((centroid - lo) / span * 1024.0).astype(np.int64), 1023)
+    code = np.zeros(n_tri, dtype=np.int64)
+    for bit in range(10):
+        for axis in range(3):
+            code |= ((cells[:, axis] >> bit) & 1) << (3 * bit + (2 - axis))
+    n_leaves = 1 << (-(-n_tri // _BVH_LEAF) - 1).bit_length()  # next power of two
+    n_inner = n_leaves - 1
+    order = np.full(n_leaves * _BVH_LEAF, -1, dtype=np.int32)
+    order[:n_tri] = np.argsort(code, kind="stable")
+    slot_min = np.full((n_leaves * _BVH_LEAF, 3), np.inf)
+    slot_max = np.full((n_leaves * _BVH_LEAF, 3), -np.inf)
+    slot_min[:n_tri] = tri_min[order[:n_tri]]
+    slot_max[:n_tri] = tri_max[order[:n_tri]]
+    node_min = np.empty((n_inner + n_leaves, 3))
+    node_max = np.empty((n_inner + n_leaves, 3))
+    node_min[n_inner:] = slot_min.reshape(n_leaves, _BVH_LEAF, 3).min(axis=1)
+    node_max[n_inner:] = slot_max.reshape(n_leaves, _BVH_LEAF, 3).max(axis=1)
+    first = n_inner
+    while first > 0:
+        parent = (first - 1) // 2
+        node_min[parent:first] = np.minimum(
+            node_min[first::2][: first - parent], node_min[first + 1 :: 2][: first - parent]
+        )
+        node_max[parent:first] = np.maximum(
+            node_max[first::2][: first - parent], node_max[first + 1 :: 2][: first - parent]
+        )
+        first = parent
+    return node_min, node_max, order, n_inner
 
 
 # --------------------------------------------------------------------------- numba kernels
@@ -490,30 +546,7 @@ def _cell_range(lo: float, hi: float, reach: float, o: float, h: float, n: int) 
 
 
 @nb.njit(parallel=True, cache=True)
-def _count_pairs(
-    T: F64, tmin: F64, tmax: F64, origin: F64, h: float, dims: I64, reach: float
-) -> I64:
-    counts = np.zeros(T.shape[0], np.int64)
-    r2 = reach * reach
-    for t in nb.prange(T.shape[0]):
-        i0, i1 = _cell_range(tmin[t, 0], tmax[t, 0], reach, origin[0], h, dims[0])
-        j0, j1 = _cell_range(tmin[t, 1], tmax[t, 1], reach, origin[1], h, dims[1])
-        k0, k1 = _cell_range(tmin[t, 2], tmax[t, 2], reach, origin[2], h, dims[2])
-        c = 0
-        for i in range(i0, i1 + 1):
-            x = origin[0] + (i + 0.5) * h
-            for j in range(j0, j1 + 1):
-                y = origin[1] + (j + 0.5) * h
-                for k in range(k0, k1 + 1):
-                    z = origin[2] + (k + 0.5) * h
-                    if _closest(x, y, z, T, t)[0] <= r2:
-                        c += 1
-        counts[t] = c
-    return counts
-
-
-@nb.njit(parallel=True, cache=True)
-def _fill_pairs(
+def _pairs(
     T: F64,
     tmin: F64,
     tmax: F64,
@@ -525,7 +558,13 @@ def _fill_pairs(
     pair_cell: I64,
     pair_tri: I32,
     pair_dist: F64,
+    fill: bool,
 ) -> None:
+    """(cell, triangle, d(cell centre, triangle)) pairs within ``reach``.
+
+    Run twice: ``fill=False`` counts pairs per triangle into ``offsets[t + 1]``; after a
+    prefix sum, ``fill=True`` writes them.
+    """
     r2 = reach * reach
     for t in nb.prange(T.shape[0]):
         i0, i1 = _cell_range(tmin[t, 0], tmax[t, 0], reach, origin[0], h, dims[0])
@@ -540,238 +579,86 @@ def _fill_pairs(
                     z = origin[2] + (k + 0.5) * h
                     d2 = _closest(x, y, z, T, t)[0]
                     if d2 <= r2:
-                        pair_cell[c] = (i * dims[1] + j) * dims[2] + k
-                        pair_tri[c] = t
-                        pair_dist[c] = math.sqrt(d2)
+                        if fill:
+                            pair_cell[c] = (i * dims[1] + j) * dims[2] + k
+                            pair_tri[c] = t
+                            pair_dist[c] = math.sqrt(d2)
                         c += 1
+        if not fill:
+            offsets[t + 1] = c - offsets[t]
 
 
 @nb.njit(cache=True)
-def _bucket(
-    pair_cell: I64, pair_tri: I32, pair_dist: F64, n_cells: int
+def _grid_finish(
+    pair_cell: I64, pair_tri: I32, pair_dist: F64, n_cells: int, band: float, slack: float
 ) -> tuple[I64, I32, I32, F64]:
-    """Counting sort of (cell, triangle, distance) pairs by cell."""
+    """Bucket pairs by cell, keep per cell the triangles that can be nearest to a point of
+    it (``d <= d_min + slack``; none when ``d_min > band``), sort them by ``d``, compact."""
     start = np.zeros(n_cells + 1, np.int64)
     for i in range(pair_cell.shape[0]):
         start[pair_cell[i] + 1] += 1
     for i in range(n_cells):
         start[i + 1] += start[i]
-    count = (start[1:] - start[:-1]).astype(np.int32)
     pos = start[:-1].copy()
-    out_tri = np.empty(pair_tri.shape[0], np.int32)
-    out_dist = np.empty(pair_tri.shape[0], np.float64)
+    tri = np.empty(pair_tri.shape[0], np.int32)
+    dist = np.empty(pair_tri.shape[0], np.float64)
     for i in range(pair_cell.shape[0]):
         c = pair_cell[i]
-        out_tri[pos[c]] = pair_tri[i]
-        out_dist[pos[c]] = pair_dist[i]
+        tri[pos[c]] = pair_tri[i]
+        dist[pos[c]] = pair_dist[i]
         pos[c] += 1
-    return start[:-1].copy(), count, out_tri, out_dist
-
-
-@nb.njit(parallel=True, cache=True)
-def _prune(
-    start: I64, count: I32, cand_tri: I32, cand_dist: F64, band: float, slack: float
-) -> None:
-    """Keep, per cell, the triangles that can be nearest to a point of it; sort them."""
-    for c in nb.prange(start.shape[0]):
-        m = count[c]
-        if m == 0:
-            continue
+    count = np.zeros(n_cells, np.int32)
+    w = 0
+    for c in range(n_cells):
         s = start[c]
+        e = start[c + 1]
+        start[c] = w
+        if e == s:
+            continue
         dmin = np.inf
-        for q in range(s, s + m):
-            dmin = min(dmin, cand_dist[q])
+        for q in range(s, e):
+            dmin = min(dmin, dist[q])
         if dmin > band:
-            count[c] = 0
             continue
         limit = dmin + slack
-        w = s
-        for q in range(s, s + m):
-            if cand_dist[q] <= limit:
-                cand_tri[w] = cand_tri[q]
-                cand_dist[w] = cand_dist[q]
+        first = w
+        for q in range(s, e):  # w <= q always: in-place compaction is safe
+            if dist[q] <= limit:
+                kd = dist[q]
+                kt = tri[q]
+                b = w - 1
+                while b >= first and dist[b] > kd:  # insertion sort: lists are short
+                    dist[b + 1] = dist[b]
+                    tri[b + 1] = tri[b]
+                    b -= 1
+                dist[b + 1] = kd
+                tri[b + 1] = kt
                 w += 1
-        for a in range(s + 1, w):  # insertion sort: lists are short
-            kd = cand_dist[a]
-            kt = cand_tri[a]
-            b = a - 1
-            while b >= s and cand_dist[b] > kd:
-                cand_dist[b + 1] = cand_dist[b]
-                cand_tri[b + 1] = cand_tri[b]
-                b -= 1
-            cand_dist[b + 1] = kd
-            cand_tri[b + 1] = kt
-        count[c] = w - s
+        count[c] = w - first
+    return start[:-1].copy(), count, tri[:w].copy(), dist[:w].copy()
 
 
-@nb.njit(cache=True)
-def _compact(start: I64, count: I32, cand_tri: I32, cand_dist: F64) -> tuple[I32, F64]:
-    total = 0
-    for c in range(start.shape[0]):
-        total += count[c]
-    out_tri = np.empty(total, np.int32)
-    out_dist = np.empty(total, np.float64)
-    w = 0
-    for c in range(start.shape[0]):
-        s = start[c]
-        m = count[c]
-        start[c] = w
-        for q in range(m):
-            out_tri[w + q] = cand_tri[s + q]
-            out_dist[w + q] = cand_dist[s + q]
-        w += m
-    return out_tri, out_dist
+#: search state: best distance, (best + tie)^2, triangle, closest point, summed normal
+State = tuple[float, float, int, float, float, float, float, float, float]
 
 
-@nb.njit(parallel=True, cache=True)
-def _query_grid(
-    P: F64,
-    rot: F64,
-    trans: F64,
-    geometry: Geometry,
-    tie: float,
-    h: float,
-    grid: Grid,
-    out_d: F32,
-    out_t: I32,
-) -> None:
-    """Grid path; writes ``out_t[i] = -1`` for points left to the BVH path."""
+@nb.njit(inline="always", cache=True)
+def _consider(p: Vec3, t: int, st: State, geometry: Geometry, tie: float) -> State:
+    """Update the search state with triangle ``t`` (ties sum their pseudo-normals)."""
     T, tri, fn, en, vn = geometry
-    origin, dims, start, count, cand_tri, cand_dist = grid
-    inv_h = 1.0 / h
-    for i in nb.prange(P.shape[0]):
-        p = _transform_point(P, i, rot, trans)
-        fi = (p[0] - origin[0]) * inv_h
-        fj = (p[1] - origin[1]) * inv_h
-        fk = (p[2] - origin[2]) * inv_h
-        inside = fi >= 0.0 and fj >= 0.0 and fk >= 0.0
-        if not (inside and fi < dims[0] and fj < dims[1] and fk < dims[2]):
-            out_t[i] = -1
-            continue
-        ci = int(fi)
-        cj = int(fj)
-        ck = int(fk)
-        cell = (ci * dims[1] + cj) * dims[2] + ck
-        m = count[cell]
-        if m == 0:
-            out_t[i] = -1
-            continue
-        ex = p[0] - (origin[0] + (ci + 0.5) * h)
-        ey = p[1] - (origin[1] + (cj + 0.5) * h)
-        ez = p[2] - (origin[2] + (ck + 0.5) * h)
-        to_centre = math.sqrt(ex * ex + ey * ey + ez * ez)
-        best = np.inf
-        tie2 = np.inf
-        bt = -1
-        bq = (0.0, 0.0, 0.0)
-        nx = 0.0
-        ny = 0.0
-        nz = 0.0
-        s = start[cell]
-        for q in range(s, s + m):
-            if cand_dist[q] - to_centre > best + tie:
-                break  # lower bound of every remaining candidate exceeds the best
-            t = cand_tri[q]
-            d2, f, qx, qy, qz = _closest(p[0], p[1], p[2], T, t)
-            if d2 <= tie2:
-                fx, fy, fz = _feature_normal(t, f, tri, fn, en, vn)
-                d = math.sqrt(d2)
-                if d < best - tie:
-                    nx, ny, nz = fx, fy, fz
-                else:
-                    nx, ny, nz = nx + fx, ny + fy, nz + fz
-                if d < best:
-                    best = d
-                    bt = t
-                    bq = (qx, qy, qz)
-                    tie2 = (best + tie) * (best + tie)
-        out_d[i] = _signed(p, best, bt, bq, (nx, ny, nz), fn)
-        out_t[i] = bt
-
-
-@nb.njit(cache=True)
-def _bvh_build(T: F64, leaf: int) -> Bvh:
-    """Median-split AABB tree; node ``n`` is a leaf when ``leaf_count[n] > 0``."""
-    n_tri = T.shape[0]
-    centroid = np.empty((n_tri, 3))
-    for t in range(n_tri):
-        for a in range(3):
-            centroid[t, a] = (T[t, a] + T[t, 3 + a] + T[t, 6 + a]) / 3.0
-    order = np.arange(n_tri).astype(np.int32)
-    max_nodes = 2 * n_tri + 1
-    node_min = np.empty((max_nodes, 3))
-    node_max = np.empty((max_nodes, 3))
-    node_left = np.full(max_nodes, -1, np.int32)
-    leaf_start = np.zeros(max_nodes, np.int32)
-    leaf_count = np.zeros(max_nodes, np.int32)
-    stack_node = np.empty(max_nodes, np.int64)
-    stack_s = np.empty(max_nodes, np.int64)
-    stack_e = np.empty(max_nodes, np.int64)
-    n_nodes = 1
-    sp = 1
-    stack_node[0] = 0
-    stack_s[0] = 0
-    stack_e[0] = n_tri
-    lo = np.empty(3)
-    hi = np.empty(3)
-    clo = np.empty(3)
-    chi = np.empty(3)
-    while sp > 0:
-        sp -= 1
-        node = stack_node[sp]
-        s = stack_s[sp]
-        e = stack_e[sp]
-        lo[:] = np.inf
-        hi[:] = -np.inf
-        clo[:] = np.inf
-        chi[:] = -np.inf
-        for q in range(s, e):
-            t = order[q]
-            for a in range(3):
-                for k in range(3):
-                    v = T[t, 3 * k + a]
-                    lo[a] = min(lo[a], v)
-                    hi[a] = max(hi[a], v)
-                clo[a] = min(clo[a], centroid[t, a])
-                chi[a] = max(chi[a], centroid[t, a])
-        node_min[node] = lo
-        node_max[node] = hi
-        axis = 0
-        if chi[1] - clo[1] > chi[axis] - clo[axis]:
-            axis = 1
-        if chi[2] - clo[2] > chi[axis] - clo[axis]:
-            axis = 2
-        if e - s <= leaf or chi[axis] - clo[axis] <= 0.0:
-            leaf_start[node] = s
-            leaf_count[node] = e - s
-            continue
-        sub = order[s:e].copy()
-        keys = np.empty(e - s)
-        for q in range(e - s):
-            keys[q] = centroid[sub[q], axis]
-        idx = np.argsort(keys)
-        for q in range(e - s):
-            order[s + q] = sub[idx[q]]
-        mid = (s + e) // 2
-        left = n_nodes
-        n_nodes += 2
-        node_left[node] = left
-        stack_node[sp] = left
-        stack_s[sp] = s
-        stack_e[sp] = mid
-        sp += 1
-        stack_node[sp] = left + 1
-        stack_s[sp] = mid
-        stack_e[sp] = e
-        sp += 1
-    return (
-        node_min[:n_nodes].copy(),
-        node_max[:n_nodes].copy(),
-        node_left[:n_nodes].copy(),
-        leaf_start[:n_nodes].copy(),
-        leaf_count[:n_nodes].copy(),
-        order,
-    )
+    d2, f, qx, qy, qz = _closest(p[0], p[1], p[2], T, t)
+    if d2 > st[1]:
+        return st
+    fx, fy, fz = _feature_normal(t, f, tri, fn, en, vn)
+    d = math.sqrt(d2)
+    best = st[0]
+    if d < best - tie:
+        nx, ny, nz = fx, fy, fz
+    else:
+        nx, ny, nz = st[6] + fx, st[7] + fy, st[8] + fz
+    if d < best:
+        return (d, (d + tie) * (d + tie), t, qx, qy, qz, nx, ny, nz)
+    return (best, st[1], st[2], st[3], st[4], st[5], nx, ny, nz)
 
 
 @nb.njit(inline="always", cache=True)
@@ -783,72 +670,99 @@ def _box_dist2(p: Vec3, bmin: F64, bmax: F64, n: int) -> float:
 
 
 @nb.njit(parallel=True, cache=True)
-def _query_bvh(
+def _query(
     P: F64,
-    which: I64,
     rot: F64,
     trans: F64,
     geometry: Geometry,
     tie: float,
+    h: float,
+    grid: Grid,
     bvh: Bvh,
     out_d: F32,
     out_t: I32,
-) -> None:
-    """Exact nearest-triangle search for the points ``which`` (depth-first, near child first)."""
-    T, tri, fn, en, vn = geometry
-    bmin, bmax, left, leaf_start, leaf_count, order = bvh
-    n_blocks = (which.shape[0] + _BVH_BLOCK - 1) // _BVH_BLOCK
+    out_q: F64,
+    out_n: F64,
+) -> int:
+    """Nearest triangle and signed distance of every point; returns the BVH-path count.
+
+    When ``out_q`` has rows it also receives the closest points (centred frame) and
+    ``out_n`` the unit pseudo-normal used for the sign (what point-to-plane ICP needs).
+    """
+    origin, dims, start, count, cand_tri, cand_dist = grid
+    bmin, bmax, order, n_inner = bvh
+    fn = geometry[2]
+    inv_h = 1.0 / h
+    n_fallback = 0
+    n_blocks = (P.shape[0] + _BLOCK - 1) // _BLOCK
     for blk in nb.prange(n_blocks):
-        stack = np.empty(_BVH_STACK, np.int32)
-        for w in range(blk * _BVH_BLOCK, min((blk + 1) * _BVH_BLOCK, which.shape[0])):
-            i = which[w]
+        stack = np.empty(_BVH_STACK, np.int64)
+        for i in range(blk * _BLOCK, min((blk + 1) * _BLOCK, P.shape[0])):
             p = _transform_point(P, i, rot, trans)
-            stack[0] = 0
-            sp = 1
-            best = np.inf
-            tie2 = np.inf
-            bt = -1
-            bq = (0.0, 0.0, 0.0)
-            nx = 0.0
-            ny = 0.0
-            nz = 0.0
-            while sp > 0:
-                sp -= 1
-                node = stack[sp]
-                if _box_dist2(p, bmin, bmax, node) > tie2:
-                    continue
-                if leaf_count[node] == 0:
-                    a = left[node]
-                    b = a + 1
-                    da = _box_dist2(p, bmin, bmax, a)
-                    db = _box_dist2(p, bmin, bmax, b)
-                    if da > db:
-                        a, b = b, a
-                        da, db = db, da
-                    if db <= tie2:
+            st = (np.inf, np.inf, np.int64(-1), 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+            fi = (p[0] - origin[0]) * inv_h
+            fj = (p[1] - origin[1]) * inv_h
+            fk = (p[2] - origin[2]) * inv_h
+            m = 0
+            cell = 0
+            ci = 0
+            cj = 0
+            ck = 0
+            if fi >= 0.0 and fj >= 0.0 and fk >= 0.0:
+                if fi < dims[0] and fj < dims[1] and fk < dims[2]:
+                    ci = int(fi)
+                    cj = int(fj)
+                    ck = int(fk)
+                    cell = (ci * dims[1] + cj) * dims[2] + ck
+                    m = count[cell]
+            if m > 0:
+                ex = p[0] - (origin[0] + (ci + 0.5) * h)
+                ey = p[1] - (origin[1] + (cj + 0.5) * h)
+                ez = p[2] - (origin[2] + (ck + 0.5) * h)
+                to_centre = math.sqrt(ex * ex + ey * ey + ez * ez)
+                s = start[cell]
+                for q in range(s, s + m):
+                    if cand_dist[q] - to_centre > st[0] + tie:
+                        break  # the lower bound of every remaining candidate is beaten
+                    st = _consider(p, np.int64(cand_tri[q]), st, geometry, tie)
+            else:
+                n_fallback += 1
+                stack[0] = 0
+                sp = 1
+                while sp > 0:
+                    sp -= 1
+                    node = stack[sp]
+                    if _box_dist2(p, bmin, bmax, node) > st[1]:
+                        continue
+                    if node < n_inner:
+                        a = 2 * node + 1
+                        b = a + 1
+                        if _box_dist2(p, bmin, bmax, a) > _box_dist2(p, bmin, bmax, b):
+                            a, b = b, a
                         stack[sp] = b
-                        sp += 1
-                    if da <= tie2:
-                        stack[sp] = a
-                        sp += 1
-                    continue
-                for q in range(leaf_start[node], leaf_start[node] + leaf_count[node]):
-                    t = order[q]
-                    d2, f, qx, qy, qz = _closest(p[0], p[1], p[2], T, t)
-                    if d2 <= tie2:
-                        fx, fy, fz = _feature_normal(t, f, tri, fn, en, vn)
-                        d = math.sqrt(d2)
-                        if d < best - tie:
-                            nx, ny, nz = fx, fy, fz
-                        else:
-                            nx, ny, nz = nx + fx, ny + fy, nz + fz
-                        if d < best:
-                            best = d
-                            bt = t
-                            bq = (qx, qy, qz)
-                            tie2 = (best + tie) * (best + tie)
-            out_d[i] = _signed(p, best, bt, bq, (nx, ny, nz), fn)
-            out_t[i] = bt
+                        stack[sp + 1] = a
+                        sp += 2
+                        continue
+                    leaf = node - n_inner
+                    for q in range(leaf * _BVH_LEAF, (leaf + 1) * _BVH_LEAF):
+                        if order[q] >= 0:
+                            st = _consider(p, np.int64(order[q]), st, geometry, tie)
+            out_d[i] = _signed(p, st[0], st[2], (st[3], st[4], st[5]), (st[6], st[7], st[8]), fn)
+            out_t[i] = st[2]
+            if out_q.shape[0] > 0:
+                out_q[i, 0] = st[3]
+                out_q[i, 1] = st[4]
+                out_q[i, 2] = st[5]
+                norm = math.sqrt(st[6] * st[6] + st[7] * st[7] + st[8] * st[8])
+                if norm == 0.0:
+                    out_n[i, 0] = fn[st[2], 0]
+                    out_n[i, 1] = fn[st[2], 1]
+                    out_n[i, 2] = fn[st[2], 2]
+                else:
+                    out_n[i, 0] = st[6] / norm
+                    out_n[i, 1] = st[7] / norm
+                    out_n[i, 2] = st[8] / norm
+    return n_fallback
 
 
 @nb.njit(cache=True)

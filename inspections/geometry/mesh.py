@@ -273,26 +273,37 @@ def mesh_inspect(mesh: CadMesh) -> MeshReport:
 def mesh_face_regions(mesh: CadMesh, *, max_angle_deg: float = 10.0) -> npt.NDArray[np.int32]:
     """Label triangles by smooth patch: the per-region unit of deviation reports.
 
-    Two triangles sharing an edge are in the same region when their normals differ by at
-    most ``max_angle_deg``; regions are the connected components of that relation, so a
-    CAD face (plane, cylinder...) tessellated into many triangles becomes one region.
+    Two triangles touching at a vertex are in the same region when their normals differ
+    by at most ``max_angle_deg``; regions are the connected components of that relation,
+    so a CAD face (plane, cylinder...) tessellated into many triangles becomes one region.
+    Vertex (not edge) adjacency keeps a face whole across T-junctions, which CAD
+    exporters leave where an edge of one triangle meets two edges of its neighbours.
     Labels are ``0..R-1``, ordered by their smallest triangle index.
     """
     t = mesh.triangles.astype(np.int64)
     n_faces = t.shape[0]
     normals = mesh.face_normals()
-    directed = np.concatenate([t[:, [0, 1]], t[:, [1, 2]], t[:, [2, 0]]])
-    face_of = np.tile(np.arange(n_faces), 3)
-    key = np.sort(directed, axis=1)
-    order = np.lexsort((key[:, 1], key[:, 0]))
-    key, face_of = key[order], face_of[order]
-    same = (key[1:] == key[:-1]).all(axis=1)
-    a, b = face_of[:-1][same], face_of[1:][same]
+    vertex = t.reshape(-1)
+    face = np.repeat(np.arange(n_faces), 3)
+    order = np.argsort(vertex, kind="stable")
+    vertex, face = vertex[order], face[order]
     cos_limit = np.cos(np.deg2rad(max_angle_deg))
-    smooth = (normals[a] * normals[b]).sum(axis=1) >= cos_limit
+    pairs_a: list[npt.NDArray[np.int64]] = []
+    pairs_b: list[npt.NDArray[np.int64]] = []
+    k = 1
+    while k < vertex.shape[0]:
+        same = vertex[k:] == vertex[:-k]
+        if not same.any():
+            break  # no vertex has more than k incident triangles
+        a, b = face[:-k][same], face[k:][same]
+        smooth = (normals[a] * normals[b]).sum(axis=1) >= cos_limit
+        pairs_a.append(a[smooth])
+        pairs_b.append(b[smooth])
+        k += 1
+    a = np.concatenate(pairs_a) if pairs_a else np.empty(0, np.int64)
+    b = np.concatenate(pairs_b) if pairs_b else np.empty(0, np.int64)
     parent = np.arange(n_faces)
-    a, b = a[smooth], b[smooth]
-    # Min-label propagation with pointer jumping; converges in O(log F) rounds in practice.
+    # Min-label propagation with pointer jumping; converges in a few rounds in practice.
     while True:
         lo = np.minimum(parent[a], parent[b])
         before = parent.copy()

@@ -68,10 +68,135 @@ def _membership() -> Any:
     return Membership.objects.create(user=_user(), role="viewer")
 
 
+def _api_key() -> Any:
+    from accounts.models import ApiKey
+
+    return ApiKey.objects.create(name=f"k{timezone.now().timestamp()}",
+                                 prefix=f"{int(timezone.now().timestamp() * 1e6) % 10**12:012d}",
+                                 key_hash="0" * 64, role="viewer")
+
+
+def _refresh_token() -> Any:
+    import uuid
+
+    from accounts.models import RefreshToken
+
+    return RefreshToken.objects.create(user=_user(), token_hash=uuid.uuid4().hex * 2,
+                                       family=uuid.uuid4(), expires_at=timezone.now())
+
+
+def _device() -> Any:
+    from devices.models import Device
+
+    return Device.objects.create(serial=f"SN{timezone.now().timestamp()}", model="Edge")
+
+
+def _audit_entry() -> Any:
+    from audit import services
+
+    return services.audit_append(action="test", actor="isolation", object_type="x",
+                                 object_id=timezone.now().timestamp(), payload={})
+
+
+def _audit_tree_head() -> Any:
+    from audit import services
+
+    _audit_entry()
+    return services.tree_head_issue()
+
+
+def _audit_log_key() -> Any:
+    from audit.models import LogKey
+
+    _audit_tree_head()
+    return LogKey.objects.first()
+
+
+def _audit_receipt() -> Any:
+    from audit import services
+    from tests.audit.factories import receipt_data
+
+    return services.receipt_create(data=receipt_data(), actor="isolation")
+
+
+def _audit_export() -> Any:
+    from audit.models import ExportJob
+
+    return ExportJob.objects.create(kind="json", requested_by="isolation")
+
+
+
+def _scan() -> Any:
+    import uuid
+
+    from inspections.models import Scan
+
+    return Scan.objects.create(asset=_asset(), sha256=uuid.uuid4().hex * 2, size_bytes=1,
+                               encoding="laz", raw_key="x", received_at=timezone.now())
+
+
+def _upload() -> Any:
+    from datetime import timedelta
+
+    from inspections.models import Upload
+
+    return Upload.objects.create(asset=_asset(), encoding="laz", declared_size=1,
+                                 declared_sha256="0" * 64, object_key="x",
+                                 expires_at=timezone.now() + timedelta(days=1))
+
+
+def _outbox_message() -> Any:
+    from inspections.models import OutboxMessage
+
+    return OutboxMessage.objects.create(topic="scan.process", scan=_scan())
+
+def _email_address() -> Any:
+    from allauth.account.models import EmailAddress
+
+    user = _user()
+    return EmailAddress.objects.create(user=user, email=f"{user.username}@x.test")
+
+
+def _email_confirmation() -> Any:
+    from allauth.account.models import EmailConfirmation
+
+    return EmailConfirmation.objects.create(email_address=_email_address(),
+                                            key=f"k{timezone.now().timestamp()}")
+
+
+def _authenticator() -> Any:
+    from allauth.mfa.models import Authenticator
+
+    return Authenticator.objects.create(user=_user(), type=Authenticator.Type.TOTP,
+                                        data={"secret": "x"})
+
+
+def _workspace_policy() -> Any:
+    from accounts.models import WorkspacePolicy
+
+    return WorkspacePolicy.objects.create(pk=int(timezone.now().timestamp() * 1000) % 10**9)
+
+
 TENANT: dict[str, TenantCase] = {
+    "account.EmailAddress": TenantCase(_email_address),
+    "account.EmailConfirmation": TenantCase(_email_confirmation),
+    "mfa.Authenticator": TenantCase(_authenticator),
+    "accounts.WorkspacePolicy": TenantCase(_workspace_policy),
+    "audit.Entry": TenantCase(_audit_entry),
+    "audit.TreeHead": TenantCase(_audit_tree_head),
+    "audit.LogKey": TenantCase(_audit_log_key),
+    "audit.Receipt": TenantCase(_audit_receipt),
+    "audit.ExportJob": TenantCase(_audit_export),
+    "accounts.ApiKey": TenantCase(_api_key),
+    "accounts.RefreshToken": TenantCase(_refresh_token),
+    "devices.Device": TenantCase(_device),
     "accounts.Membership": TenantCase(_membership),
     "inspections.Site": TenantCase(_site, "/api/v1/sites", {"location": "moved"}),
     "inspections.Asset": TenantCase(_asset, "/api/v1/assets", {"name": "renamed"}),
+    # Scans and uploads have no list+PATCH endpoint; tests/inspections covers their API.
+    "inspections.Scan": TenantCase(_scan),
+    "inspections.Upload": TenantCase(_upload),
+    "inspections.OutboxMessage": TenantCase(_outbox_message),
     "auth.User": TenantCase(_user),
     "auth.Group": TenantCase(lambda: Group.objects.create(name=f"g{timezone.now().timestamp()}")),
     "auth.Permission": TenantCase(lambda: Permission.objects.create(

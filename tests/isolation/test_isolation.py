@@ -66,7 +66,8 @@ def test_tenant_rows_invisible_and_unreachable_from_another_tenant(label: str) -
 
 def _same_fields(model: type, row: object) -> dict[str, object]:
     """Match beta's row on a distinctive field too, since ids collide across schemas."""
-    for field in ("name", "username", "session_key", "codename", "model", "object_repr"):
+    for field in ("name", "username", "session_key", "codename", "model", "object_repr",
+                  "serial", "token_hash", "email", "key"):
         if any(f.name == field for f in model._meta.fields):
             return {field: getattr(row, field)}
     return {}

@@ -2,13 +2,14 @@ from __future__ import annotations
 
 from django.db.models import QuerySet
 from drf_spectacular.utils import extend_schema, extend_schema_view
+from rest_framework import viewsets
 
 from accounts.permissions import needs
 from accounts.roles import Capability
-from d2r.api.views import TenantModelViewSet
+from d2r.api.views import TenantModelViewSet, TenantScopedMixin
 from inspections import selectors
-from inspections.api.v1.serializers import AssetSerializer, SiteSerializer
-from inspections.models import Asset, Site
+from inspections.api.v1.serializers import AssetSerializer, ScanSerializer, SiteSerializer
+from inspections.models import Asset, Scan, Site
 
 
 @extend_schema_view(
@@ -40,3 +41,16 @@ class AssetViewSet(TenantModelViewSet):
 
     def get_queryset(self) -> QuerySet[Asset]:
         return selectors.asset_list()
+
+
+@extend_schema_view(list=extend_schema(summary="List scans"),
+                    retrieve=extend_schema(summary="Get a scan"))
+class ScanViewSet(TenantScopedMixin, viewsets.ReadOnlyModelViewSet):  # type: ignore[type-arg]
+    """Scans of the workspace (created by uploads; read-only here)."""
+
+    permission_classes = [needs(Capability.VIEW_INSPECTIONS)]
+    serializer_class = ScanSerializer
+    queryset = Scan.objects.none()
+
+    def get_queryset(self) -> QuerySet[Scan]:
+        return selectors.scan_list()

@@ -1,0 +1,145 @@
+"""Evidence bundles (JSON, signed as a JWS) and signed PDF reports (PAdES with pyHanko).
+
+Called by audit.services.export_run only. The bundle format is what audit.verify
+checks offline; see docs/adr/0004-audit-log.md.
+"""
+
+from __future__ import annotations
+
+import io
+import itertools
+import json
+from collections.abc import Callable
+from typing import Any
+
+import jwt
+from django.conf import settings
+from django.db import connection
+from django.template.loader import render_to_string
+from django.utils import timezone
+
+from audit import keys, selectors
+from audit.ledger.entry import canonical_json
+from audit.models import Receipt
+from audit.services import entry_time_text
+
+BUNDLE_FORMAT = "d2r-evidence-bundle/1"
+JWS_TYPE = "d2r-evidence+jws"
+
+
+def bundle_build(*, receipt: Receipt | None = None,
+                 progress: Callable[[int], None] | None = None) -> dict[str, Any]:
+    """The evidence bundle of the whole log up to its latest signed tree head.
+
+    Holds every entry (with its payload), every signed tree head and the consistency
+    proofs between consecutive heads, every receipt with its inclusion proof in the
+    latest head, and every public key the log has used. ``receipt`` marks the subject.
+    """
+    heads = list(selectors.tree_head_list())
+    entries = []
+    total = max(1, selectors.entry_list().count())
+    for i, entry in enumerate(selectors.entry_list().iterator(chunk_size=5000)):
+        entries.append({
+            "seq": entry.seq, "time": entry_time_text(entry.time), "actor": entry.actor,
+            "action": entry.action, "object_type": entry.object_type,
+            "object_id": entry.object_id, "payload": entry.payload,
+            "payload_sha256": entry.payload_sha256, "prev_hash": entry.prev_hash,
+            "entry_hash": entry.entry_hash,
+        })
+        if progress and i % 5000 == 4999:
+            progress(i * 80 // total)
+    latest = heads[-1] if heads else None
+    # Not strict: an export of a damaged log still carries what is there, as evidence.
+    tree = selectors.log_tree(latest.size, strict=False) if latest else None
+    consistency = []
+    for old, new in itertools.pairwise(heads):
+        if tree is not None and old.size <= new.size <= tree.size:
+            try:
+                proof = [h.hex() for h in tree.consistency_proof(old.size, new.size)]
+            except ValueError:
+                proof = []
+            consistency.append({"old_size": old.size, "new_size": new.size, "proof": proof})
+    receipts = []
+    for item in selectors.receipt_list().order_by("entry__seq"):
+        inclusion = None
+        if tree is not None and latest is not None and item.entry.seq < tree.size == latest.size:
+            inclusion = {"tree_size": tree.size, "leaf_index": item.entry.seq,
+                         "proof": [h.hex() for h in tree.inclusion_proof(item.entry.seq)]}
+        receipts.append({"id": str(item.id), "entry_seq": item.entry.seq,
+                         "document": item.document, "inclusion": inclusion})
+    public_keys = list(selectors.log_key_list())
+    if progress:
+        progress(100)
+    return {
+        "format": BUNDLE_FORMAT,
+        "workspace": connection.schema_name,
+        "origin": keys.log_origin(),
+        "generated_at": timezone.now().isoformat(),
+        "subject_receipt": str(receipt.id) if receipt else None,
+        "keys": {
+            "note": [k.public for k in public_keys if k.kind == "note"],
+            "pdf_certificates": [k.public for k in public_keys if k.kind == "pdf"],
+        },
+        "tree_heads": [{"size": h.size, "root": h.root_hash, "note": h.note} for h in heads],
+        "consistency": consistency,
+        "entries": entries,
+        "receipts": receipts,
+    }
+
+
+def bundle_sign(bundle: dict[str, Any]) -> str:
+    """The bundle as a compact JWS (EdDSA), signed by the log's current note key.
+
+    The payload is the bundle's canonical JSON; ``kid`` is the signed-note verifier
+    key, so the same pinned key checks tree heads and bundles.
+    """
+    signer = keys.note_signers()[0]
+    return jwt.PyJWS().encode(
+        canonical_json(bundle).encode("utf-8"), signer.private_key, algorithm="EdDSA",
+        headers={"typ": JWS_TYPE, "kid": signer.verifier().encode()},
+    )
+
+
+def report_pdf(*, bundle: dict[str, Any], token: str, receipt: Receipt | None,
+               identity: keys.PdfSigningIdentity) -> bytes:
+    """Render the report with WeasyPrint, embed the signed bundle, sign with PAdES B-B.
+
+    With ``AUDIT_TSA_URL`` set, the signature carries an RFC 3161 timestamp (B-T).
+    """
+    from weasyprint import HTML, Attachment
+
+    document = json.loads(receipt.document) if receipt else None
+    head = bundle["tree_heads"][-1] if bundle["tree_heads"] else None
+    html = render_to_string("audit/report.html", {
+        "bundle": bundle, "receipt": receipt, "document": document, "head": head,
+        "entries": bundle["entries"][-50:], "entry_count": len(bundle["entries"]),
+        "inclusion": next((r["inclusion"] for r in bundle["receipts"]
+                           if receipt and r["id"] == str(receipt.id)), None),
+        "pdf_fingerprint": identity.fingerprint,
+    })
+    attachment = Attachment(string=token, name="evidence.jws",
+                            description="D2R evidence bundle (JWS, verify with d2r-verify)")
+    pdf = HTML(string=html).write_pdf(attachments=[attachment])
+    return _sign_pdf(pdf, identity)
+
+
+def _sign_pdf(pdf: bytes, identity: keys.PdfSigningIdentity) -> bytes:
+    from pyhanko.keys import load_certs_from_pemder_data, load_private_key_from_pemder_data
+    from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+    from pyhanko.sign import fields, signers
+    from pyhanko.sign.timestamps import HTTPTimeStamper
+    from pyhanko_certvalidator.registry import SimpleCertificateStore
+
+    cert = next(iter(load_certs_from_pemder_data(identity.cert_pem)))
+    signer = signers.SimpleSigner(
+        signing_cert=cert, signing_key=load_private_key_from_pemder_data(identity.key_pem, None),
+        cert_registry=SimpleCertificateStore.from_certs([cert]),
+    )
+    meta = signers.PdfSignatureMetadata(
+        field_name="D2RAuditSignature", md_algorithm="sha256",
+        subfilter=fields.SigSeedSubFilter.PADES, reason="D2R Cloud audit report",
+    )
+    timestamper = HTTPTimeStamper(settings.AUDIT_TSA_URL) if settings.AUDIT_TSA_URL else None
+    out = signers.sign_pdf(IncrementalPdfFileWriter(io.BytesIO(pdf)), meta, signer=signer,
+                           timestamper=timestamper)
+    return out.getvalue()

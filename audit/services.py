@@ -1,0 +1,298 @@
+"""Writes of the audit log: entries, tree heads, receipts, exports (ADR 0004).
+
+Every function is keyword-only and runs in one transaction. Appends and tree heads
+serialise on one transaction-scoped advisory lock per schema, so concurrent writers
+can never fork the chain or reuse a sequence number; the primary key on ``seq`` and
+the unique ``entry_hash`` are the database's own last line of defence.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from django.db import connection, transaction
+from django.db.models import Max
+from django.utils import timezone
+
+from audit import keys
+from audit.ledger.checkpoint import Checkpoint, sign_checkpoint
+from audit.ledger.entry import GENESIS_HASH, EntryFields, canonical_json, sha256_hex
+from audit.ledger.merkle import MerkleTree
+from audit.models import Entry, ExportJob, LogKey, Receipt, TreeHead
+
+logger = logging.getLogger(__name__)
+
+OUTCOMES = ("pass", "borderline", "fail", "abstain")
+
+
+class LogIntegrityError(RuntimeError):
+    """The stored log does not match its own hashes or an earlier signed tree head."""
+
+
+def _lock_log() -> None:
+    """Serialise appends and tree heads of this schema until the transaction ends."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_advisory_xact_lock(hashtextextended('d2r.audit.' || current_schema(), 0))"
+        )
+
+
+def entry_time_text(value: dt.datetime) -> str:
+    """The hashed text of an entry time: UTC, microseconds, ``Z``."""
+    return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def entry_fields(entry: Entry) -> EntryFields:
+    """The hashed fields of a stored entry (recomputed from its columns)."""
+    return EntryFields(
+        seq=entry.seq, time=entry_time_text(entry.time), actor=entry.actor,
+        action=entry.action, object_type=entry.object_type, object_id=entry.object_id,
+        payload_sha256=entry.payload_sha256, prev_hash=entry.prev_hash,
+    )
+
+
+def audit_append(
+    *, action: str, actor: str, object_type: str, object_id: str | int,
+    payload: Mapping[str, Any] | None = None,
+) -> Entry:
+    """Append one entry to the current workspace's log and return it.
+
+    Call it inside the transaction of the action it records: the entry commits or
+    rolls back with it. The lock is held until that transaction ends, so sequence
+    numbers are dense and each entry names the hash of the one before it.
+    """
+    payload_text = canonical_json(dict(payload or {}))
+    with transaction.atomic():
+        _lock_log()
+        last = Entry.objects.order_by("-seq").values("seq", "entry_hash", "time").first()
+        now = timezone.now()
+        if last is not None and now < last["time"]:
+            now = last["time"]  # entry times never go backwards, whatever the clocks do
+        fields = EntryFields(
+            seq=0 if last is None else last["seq"] + 1,
+            time=entry_time_text(now), actor=str(actor), action=action,
+            object_type=object_type, object_id=str(object_id),
+            payload_sha256=sha256_hex(payload_text),
+            prev_hash=GENESIS_HASH if last is None else last["entry_hash"],
+        )
+        return Entry.objects.create(
+            seq=fields.seq, time=now, actor=fields.actor, action=action,
+            object_type=object_type, object_id=fields.object_id, payload=payload_text,
+            payload_sha256=fields.payload_sha256, prev_hash=fields.prev_hash,
+            entry_hash=fields.entry_hash(), leaf_hash=fields.leaf_hash().hex(),
+        )
+
+
+def _leaf_buffer(size: int) -> bytes:
+    """The stored leaf hashes of entries ``0 .. size-1``, concatenated."""
+    hexes = Entry.objects.filter(seq__lt=size).order_by("seq").values_list("leaf_hash", flat=True)
+    return bytes.fromhex("".join(hexes.iterator(chunk_size=20_000)))
+
+
+def _check_new_entries(start: int, size: int) -> None:
+    """Recompute entries ``start .. size-1`` from their columns; raise on any mismatch."""
+    prev = GENESIS_HASH
+    if start:
+        prev = Entry.objects.filter(seq=start - 1).values_list("entry_hash", flat=True).first()
+        if prev is None:
+            raise LogIntegrityError(f"entry {start - 1} is missing")
+    expected = start
+    for entry in Entry.objects.filter(seq__gte=start).order_by("seq").iterator(chunk_size=5000):
+        if entry.seq != expected:
+            raise LogIntegrityError(f"entry {expected} is missing (found {entry.seq})")
+        fields = entry_fields(entry)
+        if (sha256_hex(entry.payload) != entry.payload_sha256 or entry.prev_hash != prev
+                or fields.entry_hash() != entry.entry_hash
+                or fields.leaf_hash().hex() != entry.leaf_hash):
+            raise LogIntegrityError(f"entry {entry.seq} does not match its hashes")
+        prev = entry.entry_hash
+        expected += 1
+    if expected != size:
+        raise LogIntegrityError(f"log holds {expected} entries, expected {size}")
+
+
+def _note_keys_ensure() -> list[str]:
+    """Record the public keys of the current signers (idempotent); return vkeys."""
+    vkeys = []
+    for signer in keys.note_signers():
+        vkey = signer.verifier().encode()
+        LogKey.objects.get_or_create(kind=LogKey.Kind.NOTE, key_id=f"{signer.key_id:08x}",
+                                     defaults={"public": vkey})
+        vkeys.append(vkey)
+    return vkeys
+
+
+def pdf_key_ensure() -> keys.PdfSigningIdentity:
+    """Record the workspace's PDF signing certificate (idempotent) and return the identity."""
+    identity = keys.pdf_identity()
+    LogKey.objects.get_or_create(kind=LogKey.Kind.PDF, key_id=identity.fingerprint,
+                                 defaults={"public": identity.cert_pem.decode("ascii")})
+    return identity
+
+
+def tree_head_issue() -> TreeHead:
+    """Sign a tree head over every entry of the log; return it (on demand or by beat).
+
+    Idempotent: when no entry was appended since the latest head, that head is
+    returned. Before signing it recomputes the entries appended since the latest
+    head and checks that the new tree extends it; it refuses (``LogIntegrityError``)
+    to sign a log that was altered, so a signed head never blesses tampering.
+    """
+    with transaction.atomic():
+        _lock_log()
+        last = TreeHead.objects.order_by("-size", "-id").first()
+        top = Entry.objects.aggregate(top=Max("seq"))["top"]
+        size = 0 if top is None else top + 1
+        if last is not None and last.size == size:
+            return last
+        start = last.size if last is not None else 0
+        if size < start:
+            raise LogIntegrityError(f"log holds {size} entries, latest tree head {start}")
+        _check_new_entries(start, size)
+        tree = MerkleTree(_leaf_buffer(size))
+        if tree.size != size:
+            raise LogIntegrityError(f"log holds {tree.size} entries below {size}")
+        if last is not None and tree.root(last.size).hex() != last.root_hash:
+            raise LogIntegrityError(f"log no longer matches the tree head of size {last.size}")
+        signers = keys.note_signers()
+        _note_keys_ensure()
+        root = tree.root()
+        note = sign_checkpoint(Checkpoint(origin=keys.log_origin(), size=size, root_hash=root),
+                               signers)
+        return TreeHead.objects.create(size=size, root_hash=root.hex(), note=note,
+                                       key_id=f"{signers[0].key_id:08x}")
+
+
+@dataclass(frozen=True)
+class RunReceiptData:
+    """What a QC run was computed from and what it said: the contract of a receipt.
+
+    The processing pipeline fills it; nothing here depends on its models. Enough to
+    reproduce the run: the exact inputs (hashes), the device state, the algorithm and
+    its parameters, every gate score, and why it abstained or failed.
+    """
+
+    subject_type: str  # e.g. "inspections.QcResult"
+    subject_id: str
+    scan_sha256: str
+    cad_revision_sha256: str
+    device: str
+    firmware: str
+    calibration: Mapping[str, Any]
+    edge_transform: Sequence[Sequence[float]]  # 4x4 row-major
+    configuration: Mapping[str, Any]
+    algorithm_name: str
+    algorithm_version: str
+    parameters: Mapping[str, Any]
+    gate_scores: Mapping[str, float]
+    outcome: str  # pass | borderline | fail | abstain
+    reasons: Sequence[str] = ()
+    abstentions: Sequence[str] = ()
+    failures: Sequence[str] = ()
+    operator: str = ""
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def validate(self) -> None:
+        """Raise ``ValueError`` unless the receipt is well formed."""
+        for name in ("scan_sha256", "cad_revision_sha256"):
+            value = getattr(self, name)
+            if len(value) != 64 or any(c not in "0123456789abcdef" for c in value):
+                raise ValueError(f"{name} must be 64 lowercase hex digits")
+        if self.outcome not in OUTCOMES:
+            raise ValueError(f"outcome must be one of {', '.join(OUTCOMES)}")
+        if len(self.edge_transform) != 4 or any(len(row) != 4 for row in self.edge_transform):
+            raise ValueError("edge_transform must be a 4x4 matrix")
+
+
+def receipt_create(*, data: RunReceiptData, actor: str) -> Receipt:
+    """Freeze a run receipt and log it; the entry's payload is the receipt document."""
+    data.validate()
+    with transaction.atomic():
+        receipt = Receipt(subject_type=data.subject_type, subject_id=data.subject_id,
+                          scan_sha256=data.scan_sha256,
+                          cad_revision_sha256=data.cad_revision_sha256,
+                          algorithm_version=data.algorithm_version, outcome=data.outcome)
+        document = {"receipt_id": str(receipt.id), "kind": "d2r-run-receipt/1", **asdict(data)}
+        receipt.document = canonical_json(document)
+        receipt.entry = audit_append(action="qc.receipt", actor=actor,
+                                     object_type=data.subject_type, object_id=data.subject_id,
+                                     payload=document)
+        receipt.save(force_insert=True)
+    return receipt
+
+
+def export_request(*, kind: str, requested_by: str, receipt_id: str | None = None) -> ExportJob:
+    """Record an export job, log the request, and enqueue it after commit."""
+    from audit.tasks import export_run_task
+
+    if kind not in ExportJob.Kind.values:
+        raise ValueError(f"unknown export kind {kind!r}")
+    with transaction.atomic():
+        receipt = Receipt.objects.get(pk=receipt_id) if receipt_id else None
+        job = ExportJob.objects.create(kind=kind, requested_by=requested_by, receipt=receipt)
+        audit_append(action="audit.export.requested", actor=requested_by,
+                     object_type="audit.ExportJob", object_id=job.pk,
+                     payload={"kind": kind, "receipt": receipt_id})
+        transaction.on_commit(lambda: export_run_task.delay(job.pk))
+    return job
+
+
+def _export_progress(job_id: int, progress: int) -> None:
+    ExportJob.objects.filter(pk=job_id).update(progress=progress)
+
+
+def export_run(*, job_id: int) -> ExportJob:
+    """Build, sign and store an export (the task's one call).
+
+    Idempotent: the job is claimed by a conditional UPDATE from ``pending``; a
+    redelivered task finds it claimed and returns it unchanged.
+    """
+    from django.core.files.base import ContentFile
+    from django.core.files.storage import default_storage
+
+    from audit import exports
+
+    if not ExportJob.objects.filter(pk=job_id, status=ExportJob.Status.PENDING).update(
+            status=ExportJob.Status.RUNNING, progress=5):
+        return ExportJob.objects.get(pk=job_id)
+    job = ExportJob.objects.get(pk=job_id)
+    try:
+        try:
+            tree_head_issue()
+        except LogIntegrityError:
+            # Export anyway: the bundle carries the evidence, the verifier names the break.
+            logger.exception("audit log integrity check failed while exporting")
+        # The PDF certificate is recorded first, so the bundle inside the PDF lists it.
+        identity = pdf_key_ensure() if job.kind == ExportJob.Kind.PDF else None
+        _export_progress(job_id, 20)
+        bundle = exports.bundle_build(receipt=job.receipt, progress=lambda p: _export_progress(
+            job_id, 20 + p * 50 // 100))
+        token = exports.bundle_sign(bundle)
+        if job.kind == ExportJob.Kind.JSON:
+            content, name = token.encode("ascii"), f"audit/exports/{job.pk}-evidence.jws"
+        else:
+            _export_progress(job_id, 75)
+            assert identity is not None
+            content = exports.report_pdf(bundle=bundle, token=token, receipt=job.receipt,
+                                         identity=identity)
+            name = f"audit/exports/{job.pk}-report.pdf"
+        stored = default_storage.save(name, ContentFile(content))
+        with transaction.atomic():
+            ExportJob.objects.filter(pk=job_id).update(
+                status=ExportJob.Status.DONE, progress=100, file_name=stored,
+                sha256=sha256_hex(content), finished_at=timezone.now())
+            audit_append(action="audit.export.completed", actor="system",
+                         object_type="audit.ExportJob", object_id=job_id,
+                         payload={"kind": job.kind, "sha256": sha256_hex(content),
+                                  "tree_size": bundle["tree_heads"][-1]["size"]
+                                  if bundle["tree_heads"] else 0})
+    except Exception as exc:
+        ExportJob.objects.filter(pk=job_id).update(
+            status=ExportJob.Status.FAILED, error=f"{type(exc).__name__}: {exc}",
+            finished_at=timezone.now())
+        raise
+    return ExportJob.objects.get(pk=job_id)

@@ -1,0 +1,49 @@
+"""Celery entry points of the audit log: ids in, one service call (queue ``reports``)."""
+
+from __future__ import annotations
+
+import logging
+
+from celery import shared_task
+
+logger = logging.getLogger(__name__)
+
+
+@shared_task(name="audit.tree_heads_issue_all_task", ignore_result=True, time_limit=300)
+def tree_heads_issue_all_task() -> int:
+    """Beat: enqueue one tree-head task per active workspace; return how many.
+
+    Idempotent: issuing a head for an unchanged log returns the existing head.
+    """
+    from django_tenants.utils import schema_context
+
+    from tenants.models import Tenant
+
+    schemas = list(Tenant.objects.filter(status=Tenant.Status.ACTIVE)
+                   .exclude(schema_name="public").values_list("schema_name", flat=True))
+    for schema in schemas:
+        with schema_context(schema):  # tenant-schemas-celery carries the schema
+            tree_head_issue_task.delay()
+    return len(schemas)
+
+
+@shared_task(name="audit.tree_head_issue_task", ignore_result=True, time_limit=600,
+             soft_time_limit=540)
+def tree_head_issue_task() -> int:
+    """Sign a tree head over the workspace's log (see services.tree_head_issue).
+
+    Idempotent: an unchanged log returns its latest head; the lock serialises
+    concurrent runs. Returns the signed size.
+    """
+    from audit import services
+
+    return services.tree_head_issue().size
+
+
+@shared_task(name="audit.export_run_task", acks_late=True, time_limit=1800,
+             soft_time_limit=1700)
+def export_run_task(job_id: int) -> str:
+    """Build one export (see services.export_run); idempotent by claim-by-UPDATE."""
+    from audit import services
+
+    return services.export_run(job_id=job_id).status

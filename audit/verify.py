@@ -1,0 +1,343 @@
+"""The offline verifier of D2R evidence bundles and signed PDF reports: ``d2r-verify``.
+
+Needs no server and no database (and no Django): only :mod:`cryptography`, the
+ledger core next to it and, for PDFs, pyHanko. Usage::
+
+    d2r-verify BUNDLE_OR_PDF [--key VKEY ...] [--cert CERT.pem ...]
+    python -m audit.verify BUNDLE_OR_PDF ...
+
+Exit status 0 only if every check holds; otherwise 1 and the first broken thing
+(an entry, a tree head, a receipt, the bundle, the PDF) and why, on one line;
+2 for a usage error. ``--key`` pins the log's signed-note key (as published by the
+workspace); without it the keys inside the bundle are trusted, which proves
+internal consistency but not who signed — the output says so.
+
+Checks, in order: the PDF signature (whole file covered, digest intact, signer's
+certificate one of the trusted ones) and its embedded ``evidence.jws``; the JWS
+signature (EdDSA by a trusted key); every entry (dense sequence numbers, payload
+hash, recomputed entry hash, chain to the previous one); every signed tree head
+(note signature, origin, root recomputed from the entries) and the consistency
+proofs between them; that the latest head covers every entry; every receipt (its
+document is its entry's payload; its inclusion proof leads to the latest root).
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import binascii
+import hashlib
+import io
+import json
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature
+
+from audit.ledger.checkpoint import NoteError, VerifierKey, open_checkpoint
+from audit.ledger.entry import GENESIS_HASH, EntryFields, sha256_hex
+from audit.ledger.merkle import MerkleTree, ProofError, verify_consistency, verify_inclusion
+
+BUNDLE_FORMAT = "d2r-evidence-bundle/1"
+ATTACHMENT_NAME = "evidence.jws"
+
+
+class VerificationError(Exception):
+    """One broken thing: ``where`` (e.g. ``entry 3``) and ``why``."""
+
+    def __init__(self, where: str, why: str) -> None:
+        super().__init__(f"{where}: {why}")
+        self.where = where
+        self.why = why
+
+
+@dataclass
+class Report:
+    """What was checked; ``notes`` are caveats that do not fail verification."""
+
+    checks: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    bundle: dict[str, Any] | None = None
+
+
+def _b64url(text: str, where: str) -> bytes:
+    if not text or any(c not in "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                       "0123456789-_" for c in text):
+        raise VerificationError(where, "not base64url")
+    try:
+        raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    except (binascii.Error, ValueError) as exc:
+        raise VerificationError(where, "not base64url") from exc
+    if base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=") != text:
+        raise VerificationError(where, "non-canonical base64url")
+    return raw
+
+
+def _trusted_keys(pinned: Sequence[str], bundle_keys: Sequence[str],
+                  report: Report) -> list[VerifierKey]:
+    source = pinned or bundle_keys
+    if not pinned:
+        report.notes.append("log keys taken from the bundle itself; pin the workspace's "
+                            "published key with --key for a definitive answer")
+    keys = []
+    for text in source:
+        try:
+            keys.append(VerifierKey.parse(text))
+        except NoteError as exc:
+            raise VerificationError("keys", f"invalid verifier key {text!r}: {exc}") from exc
+    if not keys:
+        raise VerificationError("keys", "no log key to verify with")
+    return keys
+
+
+def verify_token(token: str | bytes, *, pinned_keys: Sequence[str] = (),
+                 report: Report | None = None) -> Report:
+    """Verify a JWS evidence bundle; raise :class:`VerificationError` at the first break."""
+    report = report or Report()
+    if isinstance(token, bytes):
+        try:
+            token = token.decode("ascii")
+        except UnicodeDecodeError as exc:
+            raise VerificationError("bundle", "not a JWS (non-ASCII bytes)") from exc
+    parts = token.strip().split(".")
+    if len(parts) != 3:
+        raise VerificationError("bundle", "not a compact JWS (three dot-separated parts)")
+    try:
+        header = json.loads(_b64url(parts[0], "bundle header"))
+        payload_raw = _b64url(parts[1], "bundle payload")
+        bundle = json.loads(payload_raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise VerificationError("bundle", f"unreadable JWS: {exc}") from exc
+    signature = _b64url(parts[2], "bundle signature")
+    if not isinstance(header, dict) or header.get("alg") != "EdDSA":
+        raise VerificationError("bundle", "JWS algorithm must be EdDSA")
+    if not isinstance(bundle, dict) or bundle.get("format") != BUNDLE_FORMAT:
+        raise VerificationError("bundle", f"not a {BUNDLE_FORMAT} document")
+    keys = _trusted_keys(pinned_keys, bundle.get("keys", {}).get("note", []), report)
+    kid = header.get("kid")
+    signer = next((k for k in keys if k.encode() == kid), None)
+    if signer is None:
+        raise VerificationError("bundle", f"signed by key {kid!r}, which is not trusted")
+    try:
+        signer.public_key.verify(signature, f"{parts[0]}.{parts[1]}".encode("ascii"))
+    except InvalidSignature as exc:
+        raise VerificationError("bundle", "JWS signature does not verify (bundle altered)") from exc
+    report.checks.append(f"bundle signature (EdDSA, key {signer.key_id:08x})")
+    verify_bundle_dict(bundle, keys, report)
+    report.bundle = bundle
+    return report
+
+
+def _verify_entries(entries: list[dict[str, Any]]) -> list[bytes]:
+    leaves = []
+    prev = GENESIS_HASH
+    for index, e in enumerate(entries):
+        where = f"entry {index}"
+        try:
+            seq = e["seq"]
+            if seq != index:
+                why = "missing" if isinstance(seq, int) and seq > index else "out of order"
+                raise VerificationError(where, f"{why}: found sequence number {seq} at position "
+                                               f"{index}")
+            if sha256_hex(e["payload"]) != e["payload_sha256"]:
+                raise VerificationError(where, "payload does not match its payload_sha256")
+            fields = EntryFields(seq=seq, time=e["time"], actor=e["actor"], action=e["action"],
+                                 object_type=e["object_type"], object_id=e["object_id"],
+                                 payload_sha256=e["payload_sha256"], prev_hash=e["prev_hash"])
+        except (KeyError, TypeError) as exc:
+            raise VerificationError(where, f"malformed entry ({exc})") from exc
+        if e["prev_hash"] != prev:
+            raise VerificationError(where, f"does not chain to entry {index - 1} "
+                                           "(prev_hash differs from its hash)"
+                                    if index else "first entry does not start from genesis")
+        if fields.entry_hash() != e["entry_hash"]:
+            raise VerificationError(where, "fields do not match its entry_hash (entry altered)")
+        prev = e["entry_hash"]
+        leaves.append(fields.leaf_hash())
+    return leaves
+
+
+def verify_bundle_dict(bundle: dict[str, Any], keys: list[VerifierKey], report: Report) -> None:
+    """Check a decoded bundle against trusted ``keys`` (entries, heads, proofs, receipts)."""
+    entries = bundle.get("entries")
+    heads = bundle.get("tree_heads")
+    if not isinstance(entries, list) or not isinstance(heads, list):
+        raise VerificationError("bundle", "entries and tree_heads must be lists")
+    leaves = _verify_entries(entries)
+    report.checks.append(f"{len(entries)} entries: sequence, payload hashes, hash chain")
+    tree = MerkleTree(leaves)
+    origin = bundle.get("origin")
+    previous_size, previous_ok = 0, 0
+    roots: dict[int, bytes] = {}
+    for k, head in enumerate(heads):
+        where = f"tree head {k} (size {head.get('size')})"
+        try:
+            checkpoint = open_checkpoint(head["note"], keys, origin=origin)
+        except NoteError as exc:
+            raise VerificationError(where, f"checkpoint rejected: {exc}") from exc
+        except (KeyError, TypeError) as exc:
+            raise VerificationError(where, "malformed tree head") from exc
+        if checkpoint.size != head.get("size") or checkpoint.root_hash.hex() != head.get("root"):
+            raise VerificationError(where, "size or root differ from its signed checkpoint")
+        if checkpoint.size < previous_size:
+            raise VerificationError(where, f"smaller than the previous head ({previous_size})")
+        if checkpoint.size > tree.size:
+            raise VerificationError(where, f"signs {checkpoint.size} entries but the bundle "
+                                           f"holds {tree.size} (entries removed)")
+        if tree.root(checkpoint.size) != checkpoint.root_hash:
+            raise VerificationError(
+                where, f"root does not match entries 0..{checkpoint.size - 1}: an entry between "
+                       f"{previous_ok} and {checkpoint.size - 1} was changed, removed or inserted")
+        roots[checkpoint.size] = checkpoint.root_hash
+        previous_size = previous_ok = checkpoint.size
+    report.checks.append(f"{len(heads)} signed tree heads: signatures and roots")
+    for proof in bundle.get("consistency", []):
+        old, new = proof.get("old_size"), proof.get("new_size")
+        where = f"consistency proof {old}->{new}"
+        if old not in roots or new not in roots:
+            raise VerificationError(where, "refers to a tree head not in the bundle")
+        try:
+            verify_consistency(old, new, roots[old], roots[new],
+                               [bytes.fromhex(h) for h in proof.get("proof", [])])
+        except (ProofError, ValueError) as exc:
+            raise VerificationError(where, str(exc)) from exc
+    latest = heads[-1]["size"] if heads else 0
+    if latest != len(entries):
+        raise VerificationError(f"entry {latest}", f"entries {latest}..{len(entries) - 1} are "
+                                                   "not covered by a signed tree head")
+    for receipt in bundle.get("receipts", []):
+        _verify_receipt(receipt, entries, leaves, roots, latest)
+    report.checks.append(f"{len(bundle.get('receipts', []))} receipts: documents and "
+                         "inclusion proofs")
+
+
+def _verify_receipt(receipt: dict[str, Any], entries: list[dict[str, Any]], leaves: list[bytes],
+                    roots: dict[int, bytes], latest: int) -> None:
+    where = f"receipt {receipt.get('id')}"
+    seq = receipt.get("entry_seq")
+    if not isinstance(seq, int) or not 0 <= seq < len(entries):
+        raise VerificationError(where, "refers to no entry of the bundle")
+    if receipt.get("document") != entries[seq]["payload"]:
+        raise VerificationError(where, f"document differs from the payload of entry {seq}")
+    document = json.loads(receipt["document"])
+    if document.get("receipt_id") != receipt.get("id"):
+        raise VerificationError(where, "document names another receipt")
+    inclusion = receipt.get("inclusion")
+    if inclusion is None:
+        raise VerificationError(where, "has no inclusion proof")
+    size = inclusion.get("tree_size")
+    if size not in roots:
+        raise VerificationError(where, f"inclusion proof for a tree of size {size} not signed")
+    try:
+        verify_inclusion(leaves[seq], seq, size, [bytes.fromhex(h) for h in inclusion["proof"]],
+                         roots[size])
+    except (ProofError, ValueError, KeyError) as exc:
+        raise VerificationError(where, f"inclusion proof fails: {exc}") from exc
+
+
+def _embedded_files(reader: Any) -> dict[str, bytes]:
+    files: dict[str, bytes] = {}
+    try:
+        names = reader.root["/Names"]["/EmbeddedFiles"]["/Names"]
+    except KeyError:
+        return files
+    for i in range(0, len(names), 2):
+        spec = names[i + 1].get_object()
+        files[str(names[i])] = spec["/EF"]["/F"].get_object().data
+    return files
+
+
+def verify_pdf(data: bytes, *, pinned_keys: Sequence[str] = (),
+               pinned_certs: Sequence[bytes] = ()) -> Report:
+    """Verify a signed PDF report and the evidence bundle embedded in it."""
+    from asn1crypto import pem, x509
+    from pyhanko.pdf_utils.reader import PdfFileReader
+    from pyhanko.sign.validation import validate_pdf_signature
+    from pyhanko.sign.validation.errors import SignatureValidationError
+    from pyhanko_certvalidator import ValidationContext
+
+    report = Report()
+    try:
+        reader = PdfFileReader(io.BytesIO(data), strict=False)
+        signatures = reader.embedded_signatures
+    except Exception as exc:  # any parser failure means a broken file
+        raise VerificationError("pdf", f"unreadable PDF: {exc}") from exc
+    if not signatures:
+        raise VerificationError("pdf", "has no signature")
+    for sig in signatures:
+        # Integrity first, with the signer's own certificate: trust is settled below.
+        where = f"pdf signature {sig.field_name}"
+        try:
+            status = validate_pdf_signature(
+                sig, ValidationContext(trust_roots=[sig.signer_cert], allow_fetching=False))
+        except SignatureValidationError as exc:
+            raise VerificationError(where, f"invalid: {exc}") from exc
+        if not status.intact:
+            raise VerificationError(where, "document digest does not match (PDF edited after "
+                                           "signing)")
+        if not status.valid:
+            raise VerificationError(where, "cryptographic signature does not verify")
+        if status.coverage is None or status.coverage.name != "ENTIRE_FILE":
+            raise VerificationError(where, f"does not cover the whole file (coverage "
+                                           f"{getattr(status.coverage, 'name', None)}): "
+                                           "content was added after signing")
+    token = _embedded_files(reader).get(ATTACHMENT_NAME)
+    if token is None:
+        raise VerificationError("pdf", f"has no embedded {ATTACHMENT_NAME}")
+    verify_token(token, pinned_keys=pinned_keys, report=report)
+    assert report.bundle is not None
+    cert_pems = [c if isinstance(c, bytes) else c.encode() for c in pinned_certs] or [
+        c.encode("ascii") for c in report.bundle["keys"].get("pdf_certificates", [])]
+    trusted = set()
+    for blob in cert_pems:
+        der = pem.unarmor(blob)[2] if pem.detect(blob) else blob
+        trusted.add(hashlib.sha256(x509.Certificate.load(der).dump()).hexdigest())
+    for sig in signatures:
+        if hashlib.sha256(sig.signer_cert.dump()).hexdigest() not in trusted:
+            raise VerificationError(f"pdf signature {sig.field_name}",
+                                    "signed by a certificate that is not trusted")
+    report.checks.insert(0, f"{len(signatures)} PDF signature(s): intact, whole file, "
+                            "trusted certificate")
+    return report
+
+
+def verify_path(path: Path, *, pinned_keys: Sequence[str] = (),
+                pinned_certs: Sequence[bytes] = ()) -> Report:
+    """Verify a bundle (``.jws``/``.json``) or a PDF, chosen by its first bytes."""
+    data = path.read_bytes()
+    if data.startswith(b"%PDF"):
+        return verify_pdf(data, pinned_keys=pinned_keys, pinned_certs=pinned_certs)
+    return verify_token(data, pinned_keys=pinned_keys)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Console entry point: print the checks or the first failure; return the exit code."""
+    parser = argparse.ArgumentParser(prog="d2r-verify", description=__doc__.splitlines()[0])
+    parser.add_argument("path", type=Path, help="evidence bundle (.jws) or signed PDF report")
+    parser.add_argument("--key", action="append", default=[],
+                        help="trusted log key (signed-note verifier key); repeatable")
+    parser.add_argument("--cert", action="append", default=[], type=Path,
+                        help="trusted PDF signing certificate (PEM); repeatable")
+    args = parser.parse_args(argv)
+    try:
+        report = verify_path(args.path, pinned_keys=args.key,
+                             pinned_certs=[p.read_bytes() for p in args.cert])
+    except VerificationError as exc:
+        print(f"FAILED {exc.where}: {exc.why}")
+        return 1
+    except OSError as exc:
+        print(f"FAILED {args.path}: {exc}")
+        return 1
+    for line in report.checks:
+        print(f"ok   {line}")
+    for line in report.notes:
+        print(f"note {line}")
+    print("VERIFIED")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

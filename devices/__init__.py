@@ -1,0 +1,1 @@
+"""Devices: the fleet registry, credentials, lifecycle (telemetry, shadow, OTA later)."""

@@ -1,0 +1,1 @@
+"""Django-free point-cloud file handling: sniffing, streaming validation, canonical form."""
