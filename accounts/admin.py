@@ -88,3 +88,7 @@ class WorkspacePolicyAdmin(CapabilityAdminMixin, admin.ModelAdmin):
     def get_queryset(self, request: Any) -> Any:
         WorkspacePolicy.current()
         return super().get_queryset(request)
+
+
+# Single sign-on (accounts.sso): registered on the tenant site by importing it.
+from accounts.sso import admin as _sso_admin  # noqa: E402, F401

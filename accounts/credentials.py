@@ -113,9 +113,16 @@ class IssuedKey:
     api_key_id: int
 
 
-def api_key_issue(*, schema: str, name: str, role: str, scopes: list[str] | None = None,
-                  expires_at: Any = None, device_id: int | None = None,
-                  created_by_id: int | None = None) -> IssuedKey:
+def api_key_issue(
+    *,
+    schema: str,
+    name: str,
+    role: str,
+    scopes: list[str] | None = None,
+    expires_at: Any = None,
+    device_id: int | None = None,
+    created_by_id: int | None = None,
+) -> IssuedKey:
     """Create a key in the current workspace (`schema`); the plaintext is returned once."""
     from accounts.models import ApiKey
 
@@ -124,9 +131,16 @@ def api_key_issue(*, schema: str, name: str, role: str, scopes: list[str] | None
         Capability(scope)
     prefix = secrets.token_hex(6)
     key = f"d2rk.{schema}.{prefix}.{secrets.token_urlsafe(32)}"
-    row = ApiKey.objects.create(name=name, prefix=prefix, key_hash=hash_secret(key), role=role,
-                                scopes=sorted(scopes or []), expires_at=expires_at,
-                                device_id=device_id, created_by_id=created_by_id)
+    row = ApiKey.objects.create(
+        name=name,
+        prefix=prefix,
+        key_hash=hash_secret(key),
+        role=role,
+        scopes=sorted(scopes or []),
+        expires_at=expires_at,
+        device_id=device_id,
+        created_by_id=created_by_id,
+    )
     return IssuedKey(key=key, prefix=prefix, api_key_id=row.pk)
 
 
@@ -151,8 +165,9 @@ def _verify_api_key(value: str) -> tuple[Tenant, Principal, MachineUser]:
             raise CredentialError("The API key has expired.")
         if key.last_used_at is None or now - key.last_used_at > timedelta(minutes=1):
             ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)
-    principal = Principal("api_key", key.role, frozenset(key.scopes), api_key_id=key.pk,
-                          device_id=key.device_id)
+    principal = Principal(
+        "api_key", key.role, frozenset(key.scopes), api_key_id=key.pk, device_id=key.device_id
+    )
     label = f"device:{key.device.serial}" if key.device else f"api-key:{key.prefix}"
     return tenant, principal, MachineUser(label, device_id=key.device_id)
 
@@ -165,23 +180,33 @@ def access_token_issue(*, user: Any, schema: str, role: str) -> str:
     key = jwt_keys.active_key()
     now = timezone.now()
     claims = {
-        "iss": settings.JWT_ISSUER, "aud": settings.JWT_AUDIENCE, "sub": str(user.pk),
-        "tnt": schema, "role": role, "iat": int(now.timestamp()),
+        "iss": settings.JWT_ISSUER,
+        "aud": settings.JWT_AUDIENCE,
+        "sub": str(user.pk),
+        "tnt": schema,
+        "role": role,
+        "iat": int(now.timestamp()),
         "nbf": int(now.timestamp()),
         "exp": int((now + timedelta(seconds=settings.JWT_ACCESS_SECONDS)).timestamp()),
         "jti": uuid.uuid4().hex,
     }
-    return jwt.encode(claims, key.private_key, algorithm="EdDSA",
-                      headers={"kid": key.kid, "typ": "at+jwt"})
+    return jwt.encode(
+        claims, key.private_key, algorithm="EdDSA", headers={"kid": key.kid, "typ": "at+jwt"}
+    )
 
 
 def _decode(token: str, key: Any, algorithm: str, **require: Any) -> dict[str, Any]:
     try:
         return jwt.decode(
-            token, key=key, algorithms=[algorithm], audience=settings.JWT_AUDIENCE,
+            token,
+            key=key,
+            algorithms=[algorithm],
+            audience=settings.JWT_AUDIENCE,
             leeway=settings.JWT_LEEWAY_SECONDS,
-            options={"require": ["exp", "iat", "nbf", "aud", *require.get("claims", [])],
-                     "verify_signature": True},
+            options={
+                "require": ["exp", "iat", "nbf", "aud", *require.get("claims", [])],
+                "verify_signature": True,
+            },
             **({"issuer": require["issuer"]} if "issuer" in require else {}),
         )
     except jwt.ExpiredSignatureError as exc:
@@ -217,8 +242,9 @@ def _verify_bearer(token: str) -> tuple[Tenant, Principal, Any]:
     key = jwt_keys.verification_key(kid)
     if key is None:
         raise CredentialError("The token's key id is unknown.")
-    claims = _decode(token, key.public_key, "EdDSA", issuer=settings.JWT_ISSUER,
-                     claims=["iss", "sub", "tnt"])
+    claims = _decode(
+        token, key.public_key, "EdDSA", issuer=settings.JWT_ISSUER, claims=["iss", "sub", "tnt"]
+    )
     tenant = _active_tenant(str(claims["tnt"]))
     with tenant_context(tenant):
         user = get_user_model().objects.filter(pk=claims["sub"], is_active=True).first()
@@ -228,8 +254,9 @@ def _verify_bearer(token: str) -> tuple[Tenant, Principal, Any]:
 
         role = user_role(user)
     if role is None:
-        raise CredentialError("The token's user has no role in this workspace.",
-                              slug="permission-denied")
+        raise CredentialError(
+            "The token's user has no role in this workspace.", slug="permission-denied"
+        )
     return tenant, Principal("user_token", role, user_id=user.pk), user
 
 
@@ -248,8 +275,13 @@ def _verify_device_token(token: str, kid: str, algorithm: Any) -> tuple[Tenant, 
     if device.state != Device.State.ACTIVE:
         raise CredentialError(f"The device is {device.state}.", slug="device-refused")
     public_key = serialization.load_pem_public_key(device.public_key_pem.encode())
-    expected = ("EdDSA" if isinstance(public_key, ed25519.Ed25519PublicKey)
-                else "ES256" if isinstance(public_key, ec.EllipticCurvePublicKey) else None)
+    expected = (
+        "EdDSA"
+        if isinstance(public_key, ed25519.Ed25519PublicKey)
+        else "ES256"
+        if isinstance(public_key, ec.EllipticCurvePublicKey)
+        else None
+    )
     if expected is None or algorithm != expected:
         raise CredentialError(f"The token's algorithm {algorithm!r} is not accepted.")
     claims = _decode(token, public_key, expected, claims=["jti"])
@@ -266,11 +298,46 @@ def _verify_device_token(token: str, kid: str, algorithm: Any) -> tuple[Tenant, 
 # --- The middleware's resolver --------------------------------------------------------
 
 
+def _verify_client_certificate(value: str) -> tuple[Tenant, Principal, MachineUser]:
+    from devices import pki
+
+    try:
+        schema, uid, cert = pki.parse_forwarded_certificate(value)
+    except pki.CertificateError as exc:
+        raise CredentialError(str(exc)) from exc
+    tenant = _active_tenant(schema)
+    with tenant_context(tenant):
+        try:
+            device = pki.certificate_verify(cert, uid)
+        except pki.CertificateError as exc:
+            raise CredentialError(str(exc)) from exc
+    if device.state != "active":
+        raise CredentialError(f"The device is {device.state}.", slug="device-refused")
+    principal = Principal("device_certificate", Role.OPERATOR.value, device_id=device.pk)
+    return tenant, principal, MachineUser(f"device:{device.serial}", device_id=device.pk)
+
+
 def resolve_request_credential(request: HttpRequest) -> Tenant | None:
-    """The workspace of the request's credential, or None when it carries none."""
+    """The workspace of the request's credential, or None when it carries none.
+
+    `Authorization` wins; otherwise a client certificate forwarded by the TLS proxy, in
+    the header named by DEVICE_CERT_HEADER (only set behind a proxy that strips it from
+    clients and verifies the certificate chain).
+    """
     header = request.META.get("HTTP_AUTHORIZATION")
     if header is None:
-        return None
+        cert_header = settings.DEVICE_CERT_HEADER
+        value = (
+            request.META.get(f"HTTP_{cert_header.upper().replace('-', '_')}")
+            if (cert_header)
+            else None
+        )
+        if not value:
+            return None
+        tenant, principal, user = _verify_client_certificate(value)
+        request.d2r_principal = principal  # type: ignore[attr-defined]
+        request.d2r_principal_user = user  # type: ignore[attr-defined]
+        return tenant
     scheme, value = parse_authorization(header)
     if scheme == "api-key":
         tenant, principal, user = _verify_api_key(value)

@@ -36,11 +36,18 @@ class SigningKey:
         return self.private_key.public_key()
 
     def jwk(self) -> dict[str, str]:
-        raw = self.public_key.public_bytes(serialization.Encoding.Raw,
-                                           serialization.PublicFormat.Raw)
+        raw = self.public_key.public_bytes(
+            serialization.Encoding.Raw, serialization.PublicFormat.Raw
+        )
         x = base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
-        return {"kty": "OKP", "crv": "Ed25519", "x": x, "kid": self.kid, "alg": "EdDSA",
-                "use": "sig"}
+        return {
+            "kty": "OKP",
+            "crv": "Ed25519",
+            "x": x,
+            "kid": self.kid,
+            "alg": "EdDSA",
+            "use": "sig",
+        }
 
 
 def _path() -> Path:
@@ -49,8 +56,9 @@ def _path() -> Path:
 
 def _new_entry(status: str) -> dict[str, str]:
     key = Ed25519PrivateKey.generate()
-    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                            serialization.NoEncryption()).decode()
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
     return {"kid": f"k{secrets.token_hex(6)}", "status": status, "private_pem": pem}
 
 
@@ -68,8 +76,13 @@ def _write(entries: list[dict[str, str]]) -> None:
 def _load(path: str, mtime: float) -> tuple[SigningKey, ...]:
     entries = json.loads(Path(path).read_text())
     keys = tuple(
-        SigningKey(e["kid"], serialization.load_pem_private_key(  # type: ignore[arg-type]
-            e["private_pem"].encode(), password=None), e["status"])
+        SigningKey(
+            e["kid"],
+            serialization.load_pem_private_key(  # type: ignore[arg-type]
+                e["private_pem"].encode(), password=None
+            ),
+            e["status"],
+        )
         for e in entries
     )
     if sum(k.status == "active" for k in keys) != 1:

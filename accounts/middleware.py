@@ -26,8 +26,13 @@ class MfaRequiredMiddleware:
             and not request.path.startswith(ALLOWED_PREFIXES)
             and not request.path.startswith("/api/")  # API callers: see the token endpoint
         ):
-            from accounts.mfa import user_needs_mfa_setup
+            from django.contrib.auth import BACKEND_SESSION_KEY
 
-            if user_needs_mfa_setup(request.user):
+            from accounts.mfa import user_needs_mfa_setup
+            from accounts.sso.middleware import SSO_BACKENDS
+
+            # SSO sessions: the identity provider enforces its own MFA.
+            via_sso = request.session.get(BACKEND_SESSION_KEY) in SSO_BACKENDS
+            if not via_sso and user_needs_mfa_setup(request.user):
                 return HttpResponseRedirect(reverse("mfa_activate_totp"))
         return self.get_response(request)

@@ -28,7 +28,9 @@ class TokenPair:
 def _refresh_create(user: Any, family: uuid.UUID) -> str:
     raw = f"d2rr.{secrets.token_urlsafe(32)}"
     RefreshToken.objects.create(
-        user=user, token_hash=hash_secret(raw), family=family,
+        user=user,
+        token_hash=hash_secret(raw),
+        family=family,
         expires_at=timezone.now() + timedelta(days=settings.JWT_REFRESH_DAYS),
     )
     return raw
@@ -42,8 +44,11 @@ def token_pair_issue(*, user: Any) -> TokenPair:
     with transaction.atomic():
         refresh = _refresh_create(user, uuid.uuid4())
         events.auth_event("token.issue", actor=str(user), subject_id=user.pk)
-    return TokenPair(access_token_issue(user=user, schema=connection.schema_name, role=role),
-                     refresh, settings.JWT_ACCESS_SECONDS)
+    return TokenPair(
+        access_token_issue(user=user, schema=connection.schema_name, role=role),
+        refresh,
+        settings.JWT_ACCESS_SECONDS,
+    )
 
 
 def token_refresh(*, raw: str) -> TokenPair:
@@ -55,19 +60,22 @@ def token_refresh(*, raw: str) -> TokenPair:
     now = timezone.now()
     refusal: CredentialError | None = None
     with transaction.atomic():
-        token = (RefreshToken.objects.select_for_update().select_related("user")
-                 .filter(token_hash=hash_secret(raw)).first())
+        token = (
+            RefreshToken.objects.select_for_update()
+            .select_related("user")
+            .filter(token_hash=hash_secret(raw))
+            .first()
+        )
         if token is None:
             raise CredentialError("The refresh token is not valid.")
         if token.revoked_at is not None:
             refusal = CredentialError("The refresh token has been revoked.")
         elif token.used_at is not None:
-            RefreshToken.objects.filter(family=token.family, revoked_at=None).update(
-                revoked_at=now)
-            events.auth_event("token.reuse_detected", actor=str(token.user),
-                              subject_id=token.user_id)
-            refusal = CredentialError("The refresh token was already used; the session is "
-                                      "revoked.")
+            RefreshToken.objects.filter(family=token.family, revoked_at=None).update(revoked_at=now)
+            events.auth_event(
+                "token.reuse_detected", actor=str(token.user), subject_id=token.user_id
+            )
+            refusal = CredentialError("The refresh token was already used; the session is revoked.")
         elif token.expires_at <= now:
             refusal = CredentialError("The refresh token has expired.")
         elif not token.user.is_active:
@@ -82,8 +90,11 @@ def token_refresh(*, raw: str) -> TokenPair:
     role = user_role(token.user)
     if role is None:
         raise CredentialError("You have no role in this workspace.", slug="permission-denied")
-    return TokenPair(access_token_issue(user=token.user, schema=connection.schema_name,
-                                        role=role), refresh, settings.JWT_ACCESS_SECONDS)
+    return TokenPair(
+        access_token_issue(user=token.user, schema=connection.schema_name, role=role),
+        refresh,
+        settings.JWT_ACCESS_SECONDS,
+    )
 
 
 def token_revoke(*, raw: str) -> None:
@@ -93,7 +104,8 @@ def token_revoke(*, raw: str) -> None:
         if token is None:
             return
         RefreshToken.objects.filter(family=token.family, revoked_at=None).update(
-            revoked_at=timezone.now())
+            revoked_at=timezone.now()
+        )
         events.auth_event("token.revoke", actor=str(token.user), subject_id=token.user_id)
 
 
@@ -101,7 +113,8 @@ def token_revoke_all(*, user: Any) -> int:
     """Log a user out everywhere: revoke every refresh token; returns how many."""
     with transaction.atomic():
         count = RefreshToken.objects.filter(user=user, revoked_at=None).update(
-            revoked_at=timezone.now())
+            revoked_at=timezone.now()
+        )
         events.auth_event("token.revoke_all", actor=str(user), subject_id=user.pk, count=count)
     return count
 

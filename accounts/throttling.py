@@ -19,7 +19,6 @@ from rest_framework.request import Request
 from rest_framework.throttling import BaseThrottle
 
 
-
 class _WindowThrottle(BaseThrottle, ABC):
     scope = "api"
 

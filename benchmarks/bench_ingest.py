@@ -118,7 +118,8 @@ class _FileBody:
         return self.handle.read(1024 * 1024)
 
 
-def _ingest(path: Path, digest: str, asset_id: int, session: str) -> tuple[float, float, str]:
+def _ingest(path: Path, digest: str, asset_id: int, session: str
+            ) -> tuple[float, float, float, str]:
     import base64
 
     port = _free_port()
@@ -162,6 +163,8 @@ def _ingest(path: Path, digest: str, asset_id: int, session: str) -> tuple[float
                                                "Upload-Metadata": encoded}, timeout=30)
         created.raise_for_status()
         url = f"http://127.0.0.1:{port}{created.headers['Location']}"
+        time.sleep(0.2)
+        before = psutil.Process(web.pid).memory_info().rss / 1024 / 1024
         start = time.perf_counter()
         response = requests.patch(url, data=_FileBody(path), timeout=3600, headers={
             **headers, "Upload-Offset": "0", "Content-Length": str(SIZE),
@@ -170,7 +173,7 @@ def _ingest(path: Path, digest: str, asset_id: int, session: str) -> tuple[float
         if response.status_code != 204 or response.headers.get(
                 "D2R-Upload-Status") != "completed":
             raise SystemExit(f"upload failed: {response.status_code} {response.text[:500]}")
-        return seconds, peak[0], response.headers["D2R-Scan-Id"]
+        return seconds, peak[0], before, response.headers["D2R-Scan-Id"]
     finally:
         stop.set()
         web.terminate()
@@ -195,7 +198,7 @@ def main() -> None:
         path = Path(scratch) / "scan.laz"
         digest = _make_file(path)
         sha_seconds, copy_seconds = _limit_seconds(path)
-        seconds, peak_rss, scan_id = _ingest(path, digest, asset_id, session)
+        seconds, peak_rss, idle_rss, scan_id = _ingest(path, digest, asset_id, session)
         path.unlink()
     _cleanup(scan_id)
     mb = SIZE / 1e6
@@ -209,6 +212,7 @@ def main() -> None:
     print(f"BENCH ingest_limit_mb_per_s {limit_rate:.1f}")
     print(f"BENCH ingest_limit_ratio {rate / limit_rate:.2f}")
     print(f"BENCH ingest_peak_rss_mb {peak_rss:.0f}")
+    print(f"BENCH ingest_rss_before_upload_mb {idle_rss:.0f}")
     print(f"BENCH ingest_50gb_day_minutes {50e3 / rate / 60:.1f}")
 
 

@@ -23,5 +23,7 @@ urlpatterns = [
     path("admin/", tenant_site.urls),
     path("accounts/", include("allauth.urls")),
     path("api/v1/", include(api_v1)),
+    path("saml2/", include("accounts.sso.urls_saml")),
+    path("oidc/", include("accounts.sso.urls_oidc")),
     *common,
 ]

@@ -23,12 +23,14 @@ class TransitionError(ValueError):
     """A lifecycle move that is not allowed (e.g. out of decommissioned)."""
 
 
-def device_register(*, serial: str, model: str, firmware: str = "",
-                    public_key_pem: str = "", actor: str) -> Device:
+def device_register(
+    *, serial: str, model: str, firmware: str = "", public_key_pem: str = "", actor: str
+) -> Device:
     """Add a device in `provisioned`; it authenticates only once activated."""
     with transaction.atomic():
-        device = Device.objects.create(serial=serial, model=model, firmware=firmware,
-                                       public_key_pem=public_key_pem)
+        device = Device.objects.create(
+            serial=serial, model=model, firmware=firmware, public_key_pem=public_key_pem
+        )
         events.auth_event("device.register", actor=actor, subject_id=str(device.uid))
     return device
 
@@ -56,9 +58,14 @@ def device_api_key_issue(*, device_id: int, actor: str) -> IssuedKey:
         device = Device.objects.get(pk=device_id)
         if device.state == Device.State.DECOMMISSIONED:
             raise TransitionError("A decommissioned device gets no credentials.")
-        issued = api_key_issue(schema=connection.schema_name, name=f"device {device.serial}",
-                               role=Role.OPERATOR, scopes=["ingest", "view_inspections"],
-                               device_id=device.pk)
-        events.auth_event("api_key.create", actor=actor, subject_id=issued.api_key_id,
-                          device=str(device.uid))
+        issued = api_key_issue(
+            schema=connection.schema_name,
+            name=f"device {device.serial}",
+            role=Role.OPERATOR,
+            scopes=["ingest", "view_inspections"],
+            device_id=device.pk,
+        )
+        events.auth_event(
+            "api_key.create", actor=actor, subject_id=issued.api_key_id, device=str(device.uid)
+        )
     return issued

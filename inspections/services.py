@@ -450,8 +450,8 @@ def outbox_dispatch(*, message_ids: list[int]) -> int:
     for message in OutboxMessage.objects.filter(pk__in=message_ids, done_at__isnull=True):
         try:
             scan_process_task.delay(str(message.scan_id))
-        except Exception:  # broker down: the sweep retries
-            logger.warning("outbox dispatch failed", exc_info=True)
+        except Exception as exc:  # noqa: BLE001 - broker down: the sweep retries
+            logger.warning("outbox dispatch failed; the sweep will retry: %s", exc)
             continue
         OutboxMessage.objects.filter(pk=message.pk).update(
             dispatched_at=timezone.now(), dispatch_count=F("dispatch_count") + 1)
@@ -492,7 +492,7 @@ def scan_claim(*, scan_id: uuid.UUID) -> uuid.UUID | None:
 
 
 def scan_process(*, scan_id: uuid.UUID) -> str:
-    """Validate the scan in one streaming pass, write its canonical LAZ, finish it.
+    """Validate the scan in one streaming pass, write its canonical Parquet, finish it.
 
     Idempotent: processing starts only with the lease (`scan_claim`); the canonical
     object's key is fixed per scan (a rerun overwrites it); finishing needs the same
@@ -500,7 +500,7 @@ def scan_process(*, scan_id: uuid.UUID) -> str:
     Returns the scan's final status, or `skipped`.
     """
     # Imported here: the web process never loads numpy/laspy (its RSS budget).
-    from inspections.pointcloud.canonical import CanonicalWriter
+    from inspections.pointcloud.canonical import CanonicalError, CanonicalWriter
     from inspections.pointcloud.validate import Limits, Rejected, validate
 
     token = scan_claim(scan_id=scan_id)
@@ -510,8 +510,8 @@ def scan_process(*, scan_id: uuid.UUID) -> str:
     limits = Limits(max_points=settings.INGEST_MAX_POINTS,
                     max_decompressed_bytes=settings.INGEST_MAX_DECOMPRESSED_BYTES,
                     max_ratio=settings.INGEST_MAX_DECOMPRESSION_RATIO)
-    canonical_key = objectstore.key_for(f"scans/canonical/{scan.id}.laz")
-    scratch = tempfile.NamedTemporaryFile(prefix="d2r-canonical-", suffix=".laz",
+    canonical_key = objectstore.key_for(f"scans/canonical/{scan.id}.parquet")
+    scratch = tempfile.NamedTemporaryFile(prefix="d2r-canonical-", suffix=".parquet",
                                           delete=False)
     try:
         writer = CanonicalWriter(scratch)
@@ -528,6 +528,9 @@ def scan_process(*, scan_id: uuid.UUID) -> str:
             return _scan_finish(scan_id, token, status=Scan.Status.REJECTED,
                                 rejection_reason=rejected.reason,
                                 rejection_detail=rejected.detail)
+        except CanonicalError as error:
+            return _scan_finish(scan_id, token, status=Scan.Status.REJECTED,
+                                rejection_reason="out-of-range", rejection_detail=str(error))
         except Exception:
             scan.refresh_from_db()
             if scan.attempts >= MAX_PROCESSING_ATTEMPTS:

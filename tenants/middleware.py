@@ -25,8 +25,9 @@ def credential_resolvers() -> list[CredentialResolver]:
 
     Each takes the request and returns the credential's tenant, or None when the
     request carries no credential it understands; a credential that is present but
-    not acceptable raises CredentialError (answered 401/403 problem+json). The identity app adds its resolvers
-    (API keys, device tokens) through the TENANT_CREDENTIAL_RESOLVERS setting.
+    not acceptable raises CredentialError (answered 401/403 problem+json). The identity
+    app adds its resolvers (API keys, device tokens) through the
+    TENANT_CREDENTIAL_RESOLVERS setting.
     """
     return [import_string(path) for path in getattr(settings, "TENANT_CREDENTIAL_RESOLVERS", [])]
 
@@ -41,9 +42,7 @@ class TenantMiddleware(TenantMainMiddleware):
     def process_request(self, request: HttpRequest) -> HttpResponse | None:
         connection.set_schema_to_public()
         hostname = self.hostname_from_request(request)
-        host_tenant = (
-            Tenant.objects.filter(domains__domain=hostname).select_related("plan").first()
-        )
+        host_tenant = Tenant.objects.filter(domains__domain=hostname).select_related("plan").first()
         credential_tenant = None
         try:
             for resolver in credential_resolvers():
@@ -57,19 +56,25 @@ class TenantMiddleware(TenantMainMiddleware):
         if tenant is not None and tenant.plan_id and not Tenant.plan.is_cached(tenant):
             # Loaded here, as the platform role: tenant roles cannot read public tables.
             tenant = Tenant.objects.select_related("plan").get(pk=tenant.pk)
-        if credential_tenant is not None and host_tenant is not None and (
-            credential_tenant.pk != host_tenant.pk and not host_tenant.is_public
+        if (
+            credential_tenant is not None
+            and host_tenant is not None
+            and (credential_tenant.pk != host_tenant.pk and not host_tenant.is_public)
         ):
             return problem_response(request, "credential-tenant-mismatch")
         if tenant is None:
             if hostname in settings.PLATFORM_HOSTS:
                 self.setup_url_routing(request, force_public=True)
                 return None
-            return problem_response(request, "tenant-not-found",
-                                    detail=f"No workspace is served at {hostname!r}.")
+            return problem_response(
+                request, "tenant-not-found", detail=f"No workspace is served at {hostname!r}."
+            )
         if not tenant.is_public and tenant.status != Tenant.Status.ACTIVE:
-            kind = ("tenant-suspended" if tenant.status == Tenant.Status.SUSPENDED
-                    else "tenant-unavailable")
+            kind = (
+                "tenant-suspended"
+                if tenant.status == Tenant.Status.SUSPENDED
+                else "tenant-unavailable"
+            )
             return problem_response(request, kind)
         tenant.domain_url = hostname
         request.tenant = tenant  # type: ignore[attr-defined]

@@ -97,3 +97,41 @@ def _public_schema() -> Iterator[None]:
     connection.set_schema_to_public()
     yield
     connection.set_schema_to_public()
+
+
+@dataclass
+class LiveServer:
+    port: int
+
+    def url(self, host: str, path: str = "/") -> str:
+        return f"http://{host}:{self.port}{path}"
+
+
+@pytest.fixture(scope="session")
+def live_asgi_server(django_db_setup: None, django_db_blocker: object) -> Iterator[LiveServer]:
+    """The real ASGI app (HTTP + WebSocket) under uvicorn in a thread, on a free port.
+
+    It uses its own database connections: data it must see has to be committed.
+    """
+    import socket
+    import threading
+    import time
+
+    import uvicorn
+
+    from d2r.asgi import application
+
+    with django_db_blocker.unblock():  # type: ignore[attr-defined]
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        server = uvicorn.Server(uvicorn.Config(application, host="127.0.0.1", port=port,
+                                               log_level="warning", lifespan="off"))
+        thread = threading.Thread(target=server.run, daemon=True)
+        thread.start()
+        deadline = time.monotonic() + 10
+        while not server.started and time.monotonic() < deadline:
+            time.sleep(0.05)
+        yield LiveServer(port)
+        server.should_exit = True
+        thread.join(10)

@@ -196,22 +196,29 @@ STARTERS = {
 
 
 def up() -> dict[str, str]:
-    """Start what is not configured externally; return the environment to use."""
+    """Start what is not configured externally; return the environment to use.
+
+    `.d2r/env` lists every embedded service that is running, whatever this process
+    uses, so other shells (and concurrent runs) keep reaching them.
+    """
     STATE.mkdir(exist_ok=True)
     manifest = _load_manifest()
     env: dict[str, str] = {}
     for name, (variable, start) in STARTERS.items():
-        if os.environ.get(variable):
-            manifest.pop(name, None)
-            continue
         entry = manifest.get(name)
+        if os.environ.get(variable):
+            continue
         if not (entry and _alive(entry.get("pid"))):  # type: ignore[arg-type]
             print(f"Starting embedded {name} ...", flush=True)
             entry = start()
             manifest[name] = entry
         env.update(entry["env"])  # type: ignore[arg-type]
-    MANIFEST.write_text(json.dumps(manifest, indent=2))
-    ENV_FILE.write_text("".join(f"{k}={v}\n" for k, v in sorted(env.items())))
+    running = {k: v for k, v in manifest.items() if _alive(v.get("pid"))}  # type: ignore[arg-type]
+    MANIFEST.write_text(json.dumps(running, indent=2))
+    shared: dict[str, str] = {}
+    for entry in running.values():
+        shared.update(entry["env"])  # type: ignore[arg-type]
+    ENV_FILE.write_text("".join(f"{k}={v}\n" for k, v in sorted(shared.items())))
     return env
 
 

@@ -20,6 +20,9 @@ REQUIREMENTS: list[tuple[str, str, str]] = [
     ("weasyprint", "lib:libpangoft2-1.0.so.0", "libpangoft2-1.0-0"),
     ("weasyprint", "lib:libharfbuzz.so.0", "libharfbuzz0b"),
     ("djangosaml2 (SAML signatures)", "bin:xmlsec1", "xmlsec1"),
+    ("browser tests (Playwright)", "bin:chromium", "chromium"),
+    ("PDF rendering in tests", "bin:pdftoppm", "poppler-utils"),
+    ("audit PDF report tests (rendering)", "bin:pdftoppm", "poppler-utils"),
 ]
 
 

@@ -76,6 +76,7 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "allauth.account.middleware.AccountMiddleware",
+    "accounts.sso.middleware.SsoRequiredMiddleware",
     "accounts.middleware.MfaRequiredMiddleware",
     "tenants.middleware.SessionTenantBindingMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
@@ -203,6 +204,8 @@ SESSION_COOKIE_AGE = int(timedelta(hours=12).total_seconds())
 AUTHENTICATION_BACKENDS = [
     "django.contrib.auth.backends.ModelBackend",
     "accounts.backends.WorkspaceAuthenticationBackend",
+    "accounts.sso.saml.WorkspaceSaml2Backend",  # SSO (accounts.sso)
+    "accounts.sso.oidc.WorkspaceOidcBackend",
 ]
 # Local accounts (django-allauth): email login, password reset, TOTP MFA. People are
 # invited by their workspace's admins; there is no public sign-up.
@@ -313,6 +316,9 @@ JWT_ACCESS_SECONDS = env_int("JWT_ACCESS_SECONDS", 900)
 JWT_REFRESH_DAYS = env_int("JWT_REFRESH_DAYS", 30)
 JWT_LEEWAY_SECONDS = 30  # clock skew tolerated on exp/nbf/iat
 DEVICE_JWT_MAX_LIFETIME_SECONDS = 300
+# Header in which the mTLS-terminating proxy forwards a device's verified client
+# certificate (URL-escaped PEM, e.g. nginx $ssl_client_escaped_cert). Empty: not trusted.
+DEVICE_CERT_HEADER = env_str("DEVICE_CERT_HEADER", "")
 MAX_TOKEN_BYTES = 4096  # larger bearer tokens are refused before parsing
 API_DEFAULT_RATE_PER_MINUTE = env_int("API_DEFAULT_RATE_PER_MINUTE", 1200)
 API_ANON_RATE_PER_MINUTE = env_int("API_ANON_RATE_PER_MINUTE", 120)
@@ -333,7 +339,7 @@ AUDIT_TSA_URL = env_str("AUDIT_TSA_URL", "")
 
 # --- Scan ingestion (issue 4; inspections.ingest) ---------------------------------------
 # Bytes per S3 multipart part: the web process holds at most one part per upload.
-INGEST_PART_SIZE = env_int("INGEST_PART_SIZE", 8 * 1024 * 1024)
+INGEST_PART_SIZE = env_int("INGEST_PART_SIZE", 5 * 1024 * 1024)
 INGEST_MAX_UPLOAD_BYTES = env_int("INGEST_MAX_UPLOAD_BYTES", 8 * 1024**3)
 INGEST_UPLOAD_TTL_SECONDS = env_int("INGEST_UPLOAD_TTL_SECONDS", 7 * 24 * 3600)
 # Ed25519 seed (base64, 32 bytes) signing sync acknowledgements; empty: derived from
@@ -348,3 +354,16 @@ CELERY_BEAT_SCHEDULE["inspections-outbox-sweep"] = {
     "task": "inspections.outbox_sweep_task", "schedule": 60.0}
 CELERY_BEAT_SCHEDULE["inspections-uploads-expire"] = {
     "task": "inspections.uploads_expire_task", "schedule": 3600.0}
+
+# --- Enterprise SSO (issue 3; accounts.sso, ADR 0002) ---------------------------------
+# djangosaml2 and mozilla-django-oidc are configured per workspace from its
+# SsoConfiguration row on every request; these are only the global knobs.
+SAML_CONFIG_LOADER = "accounts.sso.saml.sp_config_for_request"
+SAML_DEFAULT_BINDING = "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect"
+SAML_XMLSEC_BINARY = env_str("SAML_XMLSEC_BINARY", "")  # empty: found on PATH
+SSO_SECRET_KEY = env_secret("SSO_SECRET_KEY", "")  # empty: derived from SECRET_KEY
+SSO_SECRET_KEYS_PREVIOUS = env_list("SSO_SECRET_KEYS_PREVIOUS", "")
+# IdP metadata URLs and OIDC discovery must be HTTPS except in development.
+SSO_ALLOW_HTTP_PROVIDERS = env_bool("SSO_ALLOW_HTTP_PROVIDERS", DEBUG)
+SSO_HTTP_TIMEOUT = env_int("SSO_HTTP_TIMEOUT", 5)
+SSO_CLOCK_SKEW_SECONDS = 60

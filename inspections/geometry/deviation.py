@@ -27,6 +27,16 @@ Algorithm (exact, multi-threaded with numba, bounded memory):
 
 Only the inputs and the outputs are per-point arrays; points are processed in chunks (a
 chunk is copied only when the input is not float64 C-contiguous).
+
+Costs (2 cores, benchmarks/bench_deviation.py): on the 3,476-triangle benchmark part,
+10 M points in ~1.2 s including the index build (~0.1 s), 2.7x CloudCompare 2.11's
+C2M_DIST on the same points, identical magnitudes. The index holds ~120 candidate entries
+(8 bytes each) per triangle on finely tessellated meshes, so a 1 M-triangle mesh needs
+about 1 GB; raw build pairs are streamed by slabs (``_PAIR_BUDGET``). On such meshes the
+cells are small, the band is thin in absolute terms and more points take the BVH path:
+a 55 k-triangle mesh ran ~3x slower than CloudCompare, which there returned distances up
+to 1.8e-3 too large (it missed the nearest triangle); a CloudCompare-style build of the
+candidate lists for occupied cells only would remove that gap.
 """
 
 from __future__ import annotations
@@ -61,16 +71,17 @@ Vec3 = tuple[float, float, float]
 #: edge pseudo-normals (F, 3, 3), vertex pseudo-normals (V, 3)
 Geometry = tuple[F64, I32, F64, F64, F64]
 #: origin (3,), dims (3,), cell start (C,), cell count (C,), candidate triangle, its d(c, T)
-Grid = tuple[F64, I64, I64, I32, I32, F64]
+Grid = tuple[F64, I64, I64, I32, I32, F32]
 #: node min (N, 3), node max (N, 3), triangles per leaf slot (-1 = empty), inner nodes;
 #: a complete binary tree in heap layout (children of n: 2n + 1, 2n + 2)
 Bvh = tuple[F64, F64, I32, int]
 
 DEFAULT_CHUNK_POINTS = 1 << 20
-#: Cells along the longest bounding-box axis by default; 48-96 is a flat optimum on the
-#: fixture parts (benchmarks/bench_deviation.py), fine meshes get smaller cells.
-_DEFAULT_CELLS_ALONG = 64
-_MAX_GRID_CELLS = 1 << 24
+#: Default cell edge in "triangle sizes" (sqrt of the mean triangle area).
+_CELL_TRIANGLE_SIZES = 0.6
+_MAX_GRID_CELLS = 1 << 23
+#: Raw (cell, triangle) pairs held at once while building (20 bytes each).
+_PAIR_BUDGET = 1 << 23
 _BVH_LEAF = 4
 _BVH_STACK = 64
 #: points per parallel work item (one search stack each)
@@ -159,7 +170,12 @@ class DeviationIndex:
         lo = vc.min(axis=0)
         hi = vc.max(axis=0)
         extent = hi - lo
-        h = float(cell_size) if cell_size is not None else _default_cell_size(extent, len(tri))
+        area = float(mesh.face_areas().sum())
+        h = (
+            float(cell_size)
+            if cell_size is not None
+            else _default_cell_size(extent, area, len(tri))
+        )
         if not h > 0.0:
             raise ValueError(f"cell_size must be positive, got {cell_size}")
         while True:
@@ -171,7 +187,7 @@ class DeviationIndex:
             h *= 1.25
         self.cell_size = h
         self.band = band
-        self._grid: Grid = _grid_build(corners, origin, h, dims, band)
+        self._grid: Grid = _grid_build(corners, fn, origin, h, dims, band)
         self._bvh: Bvh = _bvh_build(corners)
 
     @property
@@ -298,16 +314,18 @@ def deviation_region_stats(
 # --------------------------------------------------------------------------- helpers
 
 
-def _default_cell_size(extent: F64, n_triangles: int) -> float:
+def _default_cell_size(extent: F64, area: float, n_triangles: int) -> float:
+    """About 0.6 triangle sizes, within [L/1024, L/48] (L: longest bounding-box side).
+
+    Measured on the fixture parts and on 4x/16x/64x subdivisions of the benchmark part:
+    the candidates tested per point fall from 13.5 to 3.8 when a 55 k triangle mesh goes
+    from L/64 to L/256, and L/48-L/96 is a flat optimum for parts of a few thousand.
+    """
     longest = float(extent.max())
     if longest <= 0.0:
         return 1.0
-    h = longest / _DEFAULT_CELLS_ALONG
-    # Fine meshes: about four triangle sizes per cell keeps candidate lists short.
-    dims = np.maximum(extent, longest * 1e-3)
-    surface_proxy = 2.0 * float(dims[0] * dims[1] + dims[1] * dims[2] + dims[0] * dims[2])
-    per_triangle = math.sqrt(surface_proxy / max(n_triangles, 1))
-    return max(min(h, 4.0 * per_triangle), longest / 512)
+    per_triangle = math.sqrt(max(area, 0.0) / max(n_triangles, 1))
+    return min(max(_CELL_TRIANGLE_SIZES * per_triangle, longest / 1024), longest / 48)
 
 
 def _split_transform(transform: npt.ArrayLike | None, offset: F64) -> tuple[F64, F64]:
@@ -347,33 +365,87 @@ def _pseudo_normals(vc: F64, tri: I32) -> tuple[F64, F64, F64]:
     return np.ascontiguousarray(fn), np.ascontiguousarray(en), np.ascontiguousarray(vn)
 
 
-def _grid_build(corners: F64, origin: F64, h: float, dims: I64, band: float) -> Grid:
-    """Candidate triangles of every cell whose centre is within ``band`` of the surface."""
+def _grid_build(corners: F64, fn: F64, origin: F64, h: float, dims: I64, band: float) -> Grid:
+    """Candidate triangles of every cell whose centre is within ``band`` of the surface.
+
+    Raw (cell, triangle) pairs are produced and pruned one slab of cells (along x) at a
+    time, so their memory stays under ``_PAIR_BUDGET`` pairs whatever the mesh size; only
+    the pruned lists are kept.
+    """
     half_diag = h * math.sqrt(3.0) / 2.0
     reach = band + 2.0 * half_diag
+    # The slack margin covers the rounding of d(c, T) so pruning never drops the nearest.
+    slack = 2.0 * half_diag + 1e-9 * h
     tri_min = np.ascontiguousarray(
         np.minimum(np.minimum(corners[:, 0:3], corners[:, 3:6]), corners[:, 6:9])
     )
     tri_max = np.ascontiguousarray(
         np.maximum(np.maximum(corners[:, 0:3], corners[:, 3:6]), corners[:, 6:9])
     )
-    offsets = np.zeros(corners.shape[0] + 1, dtype=np.int64)
-    none_i64 = np.empty(0, dtype=np.int64)
-    none_i32 = np.empty(0, dtype=np.int32)
-    none_f64 = np.empty(0, dtype=np.float64)
-    args = (corners, tri_min, tri_max, origin, h, dims, reach, offsets)
-    _pairs(*args, none_i64, none_i32, none_f64, False)
-    np.cumsum(offsets, out=offsets)
-    n_pairs = int(offsets[-1])
-    pair_cell = np.empty(n_pairs, dtype=np.int64)
-    pair_tri = np.empty(n_pairs, dtype=np.int32)
-    pair_dist = np.empty(n_pairs, dtype=np.float64)
-    _pairs(*args, pair_cell, pair_tri, pair_dist, True)
-    # The slack margin covers the rounding of d(c, T) so pruning never drops the nearest.
-    start, count, cand_tri, cand_dist = _grid_finish(
-        pair_cell, pair_tri, pair_dist, int(np.prod(dims)), band, 2.0 * half_diag + 1e-9 * h
+    n_x = int(dims[0])
+    plane = int(dims[1] * dims[2])
+    first = np.clip(np.floor((tri_min[:, 0] - reach - origin[0]) / h), 0, n_x - 1)
+    last = np.clip(np.floor((tri_max[:, 0] + reach - origin[0]) / h), 0, n_x - 1)
+    # Upper bound of the pairs (cells in each triangle's box grown by ``reach``) sets the
+    # slab count without a counting pass over the whole mesh.
+    box = np.floor((tri_max + reach - origin) / h) - np.floor((tri_min - reach - origin) / h) + 1
+    bound = int(np.minimum(box, dims).prod(axis=1).sum())
+    n_slabs = max(1, min(n_x, -(-bound // _PAIR_BUDGET)))
+    bounds = np.unique(np.linspace(0, n_x, n_slabs + 1).astype(np.int64))
+    starts: list[I64] = []
+    counts: list[I32] = []
+    lists_tri: list[I32] = []
+    lists_dist: list[F32] = []
+    total = 0
+    for i_lo, i_hi in zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True):
+        tris = np.flatnonzero((last >= i_lo) & (first < i_hi)).astype(np.int64)
+        offsets = _pair_counts(corners, fn, tris, tri_min, tri_max, origin, h, dims, reach,
+                               i_lo, i_hi)  # fmt: skip
+        n_pairs = int(offsets[-1])
+        pair_cell = np.empty(n_pairs, dtype=np.int64)
+        pair_tri = np.empty(n_pairs, dtype=np.int32)
+        pair_dist = np.empty(n_pairs, dtype=np.float64)
+        _pairs(corners, fn, tris, tri_min, tri_max, origin, h, dims, reach, i_lo, i_hi, offsets,
+               pair_cell, pair_tri, pair_dist, True)  # fmt: skip
+        start, count, cand_tri, cand_dist = _grid_finish(
+            pair_cell, pair_tri, pair_dist, (i_hi - i_lo) * plane, band, slack
+        )
+        del pair_cell, pair_tri, pair_dist
+        starts.append(start + total)
+        counts.append(count)
+        lists_tri.append(cand_tri)
+        lists_dist.append(cand_dist)
+        total += cand_tri.shape[0]
+    return (
+        origin,
+        dims,
+        np.concatenate(starts),
+        np.concatenate(counts),
+        np.concatenate(lists_tri),
+        np.concatenate(lists_dist),
     )
-    return origin, dims, start, count, cand_tri, cand_dist
+
+
+def _pair_counts(
+    corners: F64,
+    fn: F64,
+    tris: I64,
+    tri_min: F64,
+    tri_max: F64,
+    origin: F64,
+    h: float,
+    dims: I64,
+    reach: float,
+    i_lo: int,
+    i_hi: int,
+) -> I64:
+    """Prefix sums of the pair counts of ``tris`` in the slab (``offsets`` for ``_pairs``)."""
+    offsets = np.zeros(tris.shape[0] + 1, dtype=np.int64)
+    none = np.empty(0, dtype=np.int64)
+    _pairs(corners, fn, tris, tri_min, tri_max, origin, h, dims, reach, i_lo, i_hi, offsets,
+           none, none.astype(np.int32), none.astype(np.float64), False)  # fmt: skip
+    np.cumsum(offsets, out=offsets)
+    return offsets
 
 
 def _bvh_build(corners: F64) -> Bvh:
@@ -548,50 +620,62 @@ def _cell_range(lo: float, hi: float, reach: float, o: float, h: float, n: int) 
 @nb.njit(parallel=True, cache=True)
 def _pairs(
     T: F64,
+    fn: F64,
+    tris: I64,
     tmin: F64,
     tmax: F64,
     origin: F64,
     h: float,
     dims: I64,
     reach: float,
+    i_lo: int,
+    i_hi: int,
     offsets: I64,
     pair_cell: I64,
     pair_tri: I32,
     pair_dist: F64,
     fill: bool,
 ) -> None:
-    """(cell, triangle, d(cell centre, triangle)) pairs within ``reach``.
+    """(cell, triangle, d(cell centre, triangle)) pairs within ``reach``, for the triangles
+    ``tris`` and the slab of cells ``i_lo <= i < i_hi`` (cell ids relative to the slab).
 
-    Run twice: ``fill=False`` counts pairs per triangle into ``offsets[t + 1]``; after a
-    prefix sum, ``fill=True`` writes them.
+    Run twice: ``fill=False`` stores the pair count of ``tris[w]`` in ``offsets[w + 1]``;
+    after a prefix sum, ``fill=True`` writes the pairs from ``offsets[w]`` on.
     """
     r2 = reach * reach
-    for t in nb.prange(T.shape[0]):
+    for w in nb.prange(tris.shape[0]):
+        t = tris[w]
         i0, i1 = _cell_range(tmin[t, 0], tmax[t, 0], reach, origin[0], h, dims[0])
         j0, j1 = _cell_range(tmin[t, 1], tmax[t, 1], reach, origin[1], h, dims[1])
         k0, k1 = _cell_range(tmin[t, 2], tmax[t, 2], reach, origin[2], h, dims[2])
-        c = offsets[t]
-        for i in range(i0, i1 + 1):
+        c = offsets[w] if fill else 0
+        nx = fn[t, 0]
+        ny = fn[t, 1]
+        nz = fn[t, 2]
+        plane = nx * T[t, 0] + ny * T[t, 1] + nz * T[t, 2]
+        for i in range(max(i0, i_lo), min(i1, i_hi - 1) + 1):
             x = origin[0] + (i + 0.5) * h
             for j in range(j0, j1 + 1):
                 y = origin[1] + (j + 0.5) * h
                 for k in range(k0, k1 + 1):
                     z = origin[2] + (k + 0.5) * h
+                    if abs(nx * x + ny * y + nz * z - plane) > reach:
+                        continue  # cheap reject: farther from the plane than ``reach``
                     d2 = _closest(x, y, z, T, t)[0]
                     if d2 <= r2:
                         if fill:
-                            pair_cell[c] = (i * dims[1] + j) * dims[2] + k
+                            pair_cell[c] = ((i - i_lo) * dims[1] + j) * dims[2] + k
                             pair_tri[c] = t
                             pair_dist[c] = math.sqrt(d2)
                         c += 1
         if not fill:
-            offsets[t + 1] = c - offsets[t]
+            offsets[w + 1] = c
 
 
 @nb.njit(cache=True)
 def _grid_finish(
     pair_cell: I64, pair_tri: I32, pair_dist: F64, n_cells: int, band: float, slack: float
-) -> tuple[I64, I32, I32, F64]:
+) -> tuple[I64, I32, I32, F32]:
     """Bucket pairs by cell, keep per cell the triangles that can be nearest to a point of
     it (``d <= d_min + slack``; none when ``d_min > band``), sort them by ``d``, compact."""
     start = np.zeros(n_cells + 1, np.int64)
@@ -635,7 +719,11 @@ def _grid_finish(
                 tri[b + 1] = kt
                 w += 1
         count[c] = w - first
-    return start[:-1].copy(), count, tri[:w].copy(), dist[:w].copy()
+    # float32 halves the lists' memory; scaling down first keeps each value a lower bound.
+    low = np.empty(w, np.float32)
+    for q in range(w):
+        low[q] = np.float32(dist[q] * (1.0 - 2.0**-22))
+    return start[:-1].copy(), count, tri[:w].copy(), low
 
 
 #: search state: best distance, (best + tie)^2, triangle, closest point, summed normal

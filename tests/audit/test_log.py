@@ -9,7 +9,7 @@ import pytest
 from django.db import ProgrammingError, connection, transaction
 from django_tenants.utils import schema_context
 
-from audit import selectors, services
+from audit import keys, selectors, services
 from audit.ledger.checkpoint import VerifierKey, open_checkpoint
 from audit.ledger.entry import GENESIS_HASH
 from audit.ledger.merkle import verify_consistency, verify_inclusion
@@ -44,7 +44,7 @@ def test_tree_head_is_a_signed_c2sp_checkpoint_and_proofs_verify() -> None:
         _append(3)
         second = services.tree_head_issue()
         vkeys = [VerifierKey.parse(k.public) for k in LogKey.objects.filter(kind="note")]
-        checkpoint = open_checkpoint(second.note, vkeys, origin="localhost/audit/alpha")
+        checkpoint = open_checkpoint(second.note, vkeys, origin=keys.log_origin("alpha"))
         assert (checkpoint.size, checkpoint.root_hash.hex()) == (8, second.root_hash)
         proof = selectors.inclusion_proof_get(seq=6)
         assert proof is not None and proof.tree_head.pk == second.pk
@@ -152,3 +152,35 @@ def test_tree_head_refuses_to_sign_a_log_that_does_not_extend_the_last_head() ->
         forged.save()  # a later head with the same size but another root
         with pytest.raises(services.LogIntegrityError, match="no longer matches"):
             services.tree_head_issue()
+
+
+def test_admin_shows_the_log_read_only_to_audit_roles() -> None:
+    with schema_context("alpha"):
+        _append(2)
+    auditor = make_user("alpha", role="auditor", name="auditor")
+    assert auditor.client.get("/admin/audit/entry/").status_code == 200
+    assert auditor.client.get("/admin/audit/entry/add/").status_code == 403
+    operator = make_user("alpha", role="operator", name="operator")
+    assert operator.client.get("/admin/audit/entry/").status_code in (302, 403)
+
+
+def test_tree_head_task_signs_the_current_workspace_log() -> None:
+    from audit.tasks import tree_head_issue_task
+
+    with schema_context("alpha"):
+        _append(3)
+        assert tree_head_issue_task.apply().get() == 3  # the task resets to public after
+    with schema_context("alpha"):
+        head = selectors.tree_head_latest()
+        assert head is not None and head.size == 3
+
+
+def test_export_run_is_idempotent() -> None:
+    with schema_context("alpha"):
+        _append(1)
+        job = services.export_request(kind="json", requested_by="user:auditor@alpha.test")
+        done = services.export_run(job_id=job.pk)
+        again = services.export_run(job_id=job.pk)  # a redelivered task
+        assert (again.status, again.sha256, again.finished_at) == (
+            done.status, done.sha256, done.finished_at)
+        assert Entry.objects.filter(action="audit.export.completed").count() == 1

@@ -13,6 +13,7 @@ import json
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -308,3 +309,37 @@ def test_concurrent_writers_never_fork_or_reuse_a_sequence_number(log: Log) -> N
         assert list(Entry.objects.values_list("seq", flat=True)) == list(range(7 + 60))
         services.tree_head_issue()
         assert selectors.log_verify().ok
+
+
+def test_export_end_to_end_through_the_api_and_a_worker(log: Log, tmp_path: Path) -> None:
+    """Auditor asks over HTTP, a Celery worker builds it, the download verifies offline."""
+    from celery.contrib.testing.worker import start_worker
+    from django.contrib.auth import get_user_model
+    from django.test import Client
+
+    from accounts.models import Membership
+    from d2r.celery import app as celery_app
+
+    with schema_context(SCHEMA):
+        user = get_user_model().objects.create_user(username="auditor@tamper.test")
+        Membership.objects.create(user=user, role="auditor")
+        client = Client(HTTP_HOST="tamper.localhost")
+        client.force_login(user)
+    with start_worker(celery_app, perform_ping_check=False, pool="solo", queues=["reports"],
+                      shutdown_timeout=10):
+        job = client.post("/api/v1/audit/exports", {"kind": "pdf"},
+                          content_type="application/json").json()
+        for _ in range(300):
+            status = client.get(f"/api/v1/audit/exports/{job['id']}").json()
+            if status["status"] in ("done", "failed"):
+                break
+            time.sleep(0.1)
+    assert (status["status"], status["progress"]) == ("done", 100), status
+    response = client.get(f"/api/v1/audit/exports/{job['id']}/download")
+    assert response["Content-Type"] == "application/pdf"
+    (tmp_path / "report.pdf").write_bytes(b"".join(response.streaming_content))
+    result = subprocess.run([sys.executable, "-m", "audit.verify", str(tmp_path / "report.pdf"),
+                             "--key", log.vkey], capture_output=True, text=True, cwd=ROOT,
+                            check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.splitlines()[0].startswith("ok   1 PDF signature(s)")

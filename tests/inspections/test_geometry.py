@@ -398,6 +398,20 @@ def test_grid_and_bvh_paths_agree(part: CadMesh, scene: Scene) -> None:
     np.testing.assert_array_equal(grid.distances, bvh_only.distances)
 
 
+def test_building_in_slabs_gives_the_same_index(
+    part: CadMesh, scene: Scene, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import inspections.geometry.deviation as deviation
+
+    points = scene.clean[:20_000]
+    whole = DeviationIndex(part)
+    monkeypatch.setattr(deviation, "_PAIR_BUDGET", 50_000)  # forces ~20 slabs
+    slabbed = DeviationIndex(part)
+
+    assert slabbed.n_candidates == whole.n_candidates
+    np.testing.assert_array_equal(slabbed.query(points).distances, whole.query(points).distances)
+
+
 def test_chunking_dtype_and_layout_do_not_change_results(part: CadMesh, scene: Scene) -> None:
     points = scene.clean[:30_000]
     index = DeviationIndex(part)

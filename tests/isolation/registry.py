@@ -177,7 +177,40 @@ def _workspace_policy() -> Any:
     return WorkspacePolicy.objects.create(pk=int(timezone.now().timestamp() * 1000) % 10**9)
 
 
+def _device_ca() -> Any:
+    from devices.pki import ca_get_or_create
+
+    ca_get_or_create()
+    from devices.models import DeviceCA
+
+    return DeviceCA.objects.get()
+
+
+def _device_certificate() -> Any:
+    from devices.models import DeviceCertificate
+
+    stamp = f"{int(timezone.now().timestamp() * 1e6):x}"
+    return DeviceCertificate.objects.create(
+        device=_device(), serial_number=stamp, fingerprint_sha256=stamp, certificate_pem="x",
+        not_before=timezone.now(), not_after=timezone.now())
+
+
+def _sso_configuration() -> Any:
+    from accounts.models import SsoConfiguration
+
+    return SsoConfiguration.objects.create(pk=1, oidc_client_id="isolation")
+
+
+def _sso_identity() -> Any:
+    from accounts.models import SsoIdentity
+
+    return SsoIdentity.objects.create(user=_user(), protocol="oidc", issuer="https://idp.test",
+                                      subject=f"s{timezone.now().timestamp()}")
+
+
 TENANT: dict[str, TenantCase] = {
+    "devices.DeviceCA": TenantCase(_device_ca),
+    "devices.DeviceCertificate": TenantCase(_device_certificate),
     "account.EmailAddress": TenantCase(_email_address),
     "account.EmailConfirmation": TenantCase(_email_confirmation),
     "mfa.Authenticator": TenantCase(_authenticator),
@@ -191,6 +224,8 @@ TENANT: dict[str, TenantCase] = {
     "accounts.RefreshToken": TenantCase(_refresh_token),
     "devices.Device": TenantCase(_device),
     "accounts.Membership": TenantCase(_membership),
+    "accounts.SsoConfiguration": TenantCase(_sso_configuration),
+    "accounts.SsoIdentity": TenantCase(_sso_identity),
     "inspections.Site": TenantCase(_site, "/api/v1/sites", {"location": "moved"}),
     "inspections.Asset": TenantCase(_asset, "/api/v1/assets", {"name": "renamed"}),
     # Scans and uploads have no list+PATCH endpoint; tests/inspections covers their API.

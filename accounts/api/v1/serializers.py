@@ -9,8 +9,9 @@ from accounts.roles import Capability, Role
 class TokenRequestSerializer(serializers.Serializer):
     username = serializers.CharField(max_length=150)
     password = serializers.CharField(max_length=256, trim_whitespace=False)
-    otp = serializers.RegexField(r"^[0-9]{6}$", required=False,
-                                 help_text="The authenticator code, when the user has MFA.")
+    otp = serializers.RegexField(
+        r"^[0-9]{6}$", required=False, help_text="The authenticator code, when the user has MFA."
+    )
 
 
 class TokenPairSerializer(serializers.Serializer):
@@ -36,16 +37,29 @@ class ApiKeyCreateSerializer(serializers.Serializer):
 
     name = serializers.CharField(max_length=200)
     role = serializers.ChoiceField(choices=[r.value for r in Role])
-    scopes = serializers.ListField(child=serializers.ChoiceField(
-        choices=[c.value for c in Capability]), required=False, default=list)
+    scopes = serializers.ListField(
+        child=serializers.ChoiceField(choices=[c.value for c in Capability]),
+        required=False,
+        default=list,
+    )
     expires_at = serializers.DateTimeField(required=False, allow_null=True)
 
 
 class ApiKeySerializer(serializers.ModelSerializer):
     class Meta:
         model = ApiKey
-        fields = ["id", "name", "prefix", "role", "scopes", "device", "created_at",
-                  "expires_at", "last_used_at", "revoked_at"]
+        fields = [
+            "id",
+            "name",
+            "prefix",
+            "role",
+            "scopes",
+            "device",
+            "created_at",
+            "expires_at",
+            "last_used_at",
+            "revoked_at",
+        ]
         read_only_fields = fields
 
 

@@ -12,8 +12,7 @@ urlpatterns = [
     path("auth/token", views.TokenApi.as_view(), name="auth-token"),
     path("auth/token/refresh", views.TokenRefreshApi.as_view(), name="auth-token-refresh"),
     path("auth/token/revoke", views.TokenRevokeApi.as_view(), name="auth-token-revoke"),
-    path("auth/sessions/revoke-all", views.RevokeAllSessionsApi.as_view(),
-         name="auth-revoke-all"),
+    path("auth/sessions/revoke-all", views.RevokeAllSessionsApi.as_view(), name="auth-revoke-all"),
     path("me", views.MeApi.as_view(), name="me"),
     *router.urls,
 ]

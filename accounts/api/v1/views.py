@@ -23,6 +23,7 @@ from accounts.credentials import CredentialError, api_key_issue
 from accounts.models import ApiKey
 from accounts.permissions import needs, request_allows, user_role
 from accounts.roles import ROLE_CAPABILITIES, Capability, Role
+from accounts.sso.policy import password_login_refused
 from accounts.throttling import AuthRateThrottle, PlanRateThrottle
 from d2r.api.views import TenantScopedMixin
 
@@ -43,8 +44,9 @@ def _check_mfa(user: Any, code: str | None) -> None:
                 events.auth_event("mfa.failure", actor=str(user), subject_id=user.pk)
             raise AuthenticationFailed("A valid authenticator code (`otp`) is required.")
     elif user_needs_mfa_setup(user):
-        raise PermissionDenied("This workspace requires MFA: set up an authenticator in "
-                               "the browser first.")
+        raise PermissionDenied(
+            "This workspace requires MFA: set up an authenticator in the browser first."
+        )
 
 
 class TokenApi(TenantScopedMixin, APIView):
@@ -55,25 +57,35 @@ class TokenApi(TenantScopedMixin, APIView):
     permission_classes = [AllowAny]
     throttle_classes = [AuthRateThrottle]
 
-    @extend_schema(request=s.TokenRequestSerializer, responses=s.TokenPairSerializer,
-                   summary="Log in (token pair)")
+    @extend_schema(
+        request=s.TokenRequestSerializer,
+        responses=s.TokenPairSerializer,
+        summary="Log in (token pair)",
+    )
     def post(self, request: Request) -> Response:
         data = s.TokenRequestSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        user = authenticate(request._request, username=data.validated_data["username"],
-                            password=data.validated_data["password"])
+        user = authenticate(
+            request._request,
+            username=data.validated_data["username"],
+            password=data.validated_data["password"],
+        )
         if user is None:
             with transaction.atomic():
                 events.auth_event("login.failure", actor=data.validated_data["username"])
             raise AuthenticationFailed("The username or password is not correct.")
+        if password_login_refused(user, path=request.path):  # SSO required (accounts.sso)
+            raise PermissionDenied("This workspace requires single sign-on.")
         _check_mfa(user, data.validated_data.get("otp"))
         try:
             pair = services.token_pair_issue(user=user)
         except CredentialError as exc:
             raise _refuse(exc) from exc
-        return Response(s.TokenPairSerializer(
-            {"access": pair.access, "refresh": pair.refresh, "expires_in": pair.expires_in}
-        ).data)
+        return Response(
+            s.TokenPairSerializer(
+                {"access": pair.access, "refresh": pair.refresh, "expires_in": pair.expires_in}
+            ).data
+        )
 
 
 class TokenRefreshApi(TenantScopedMixin, APIView):
@@ -84,8 +96,11 @@ class TokenRefreshApi(TenantScopedMixin, APIView):
     permission_classes = [AllowAny]
     throttle_classes = [AuthRateThrottle]
 
-    @extend_schema(request=s.RefreshRequestSerializer, responses=s.TokenPairSerializer,
-                   summary="Refresh the token pair")
+    @extend_schema(
+        request=s.RefreshRequestSerializer,
+        responses=s.TokenPairSerializer,
+        summary="Refresh the token pair",
+    )
     def post(self, request: Request) -> Response:
         data = s.RefreshRequestSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -93,9 +108,11 @@ class TokenRefreshApi(TenantScopedMixin, APIView):
             pair = services.token_refresh(raw=data.validated_data["refresh"])
         except CredentialError as exc:
             raise _refuse(exc) from exc
-        return Response(s.TokenPairSerializer(
-            {"access": pair.access, "refresh": pair.refresh, "expires_in": pair.expires_in}
-        ).data)
+        return Response(
+            s.TokenPairSerializer(
+                {"access": pair.access, "refresh": pair.refresh, "expires_in": pair.expires_in}
+            ).data
+        )
 
 
 class TokenRevokeApi(TenantScopedMixin, APIView):
@@ -106,8 +123,11 @@ class TokenRevokeApi(TenantScopedMixin, APIView):
     permission_classes = [AllowAny]
     throttle_classes = [AuthRateThrottle]
 
-    @extend_schema(request=s.RefreshRequestSerializer, responses={204: None},
-                   summary="Log out (revoke a refresh token)")
+    @extend_schema(
+        request=s.RefreshRequestSerializer,
+        responses={204: None},
+        summary="Log out (revoke a refresh token)",
+    )
     def post(self, request: Request) -> Response:
         data = s.RefreshRequestSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -151,16 +171,25 @@ class MeApi(TenantScopedMixin, APIView):
         principal = request.auth
         role = getattr(principal, "role", None) or user_role(request.user)
         kind = getattr(principal, "kind", "session")
-        return Response(s.MeSerializer({"name": str(request.user), "kind": kind, "role": role,
-                                        "workspace": connection.schema_name}).data)
+        return Response(
+            s.MeSerializer(
+                {
+                    "name": str(request.user),
+                    "kind": kind,
+                    "role": role,
+                    "workspace": connection.schema_name,
+                }
+            ).data
+        )
 
 
 def _caller_capabilities(request: Request) -> frozenset[Capability]:
     return frozenset(c for c in Capability if request_allows(request, c))
 
 
-class ApiKeyViewSet(TenantScopedMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin,
-                    viewsets.GenericViewSet):  # type: ignore[type-arg]
+class ApiKeyViewSet(
+    TenantScopedMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet
+):  # type: ignore[type-arg]
     """The workspace's API keys: list, create (shown once), revoke."""
 
     permission_classes = [needs(Capability.MANAGE_WORKSPACE)]
@@ -171,8 +200,11 @@ class ApiKeyViewSet(TenantScopedMixin, mixins.ListModelMixin, mixins.RetrieveMod
     def get_queryset(self) -> QuerySet[ApiKey]:
         return ApiKey.objects.all()
 
-    @extend_schema(request=s.ApiKeyCreateSerializer, responses={201: s.ApiKeyCreatedSerializer},
-                   summary="Create an API key (the key is shown once)")
+    @extend_schema(
+        request=s.ApiKeyCreateSerializer,
+        responses={201: s.ApiKeyCreatedSerializer},
+        summary="Create an API key (the key is shown once)",
+    )
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         data = s.ApiKeyCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -181,13 +213,19 @@ class ApiKeyViewSet(TenantScopedMixin, mixins.ListModelMixin, mixins.RetrieveMod
             raise PermissionDenied("You cannot create a key with more rights than your own.")
         with transaction.atomic():
             issued = api_key_issue(
-                schema=connection.schema_name, name=data.validated_data["name"], role=role,
+                schema=connection.schema_name,
+                name=data.validated_data["name"],
+                role=role,
                 scopes=data.validated_data["scopes"],
                 expires_at=data.validated_data.get("expires_at"),
                 created_by_id=request.user.pk,
             )
-            events.auth_event("api_key.create", actor=str(request.user),
-                              subject_id=issued.api_key_id, role=role.value)
+            events.auth_event(
+                "api_key.create",
+                actor=str(request.user),
+                subject_id=issued.api_key_id,
+                role=role.value,
+            )
         row = ApiKey.objects.get(pk=issued.api_key_id)
         body = s.ApiKeySerializer(row).data | {"key": issued.key}
         return Response(body, status=status.HTTP_201_CREATED)

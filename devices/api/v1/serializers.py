@@ -10,8 +10,17 @@ from devices.models import Device
 class DeviceSerializer(serializers.ModelSerializer):
     class Meta:
         model = Device
-        fields = ["id", "uid", "serial", "model", "firmware", "state", "public_key_pem",
-                  "created_at", "state_changed_at"]
+        fields = [
+            "id",
+            "uid",
+            "serial",
+            "model",
+            "firmware",
+            "state",
+            "public_key_pem",
+            "created_at",
+            "state_changed_at",
+        ]
         read_only_fields = ["id", "uid", "state", "created_at", "state_changed_at"]
 
     def validate_public_key_pem(self, value: str) -> str:
@@ -31,3 +40,16 @@ class DeviceSerializer(serializers.ModelSerializer):
 class DeviceKeySerializer(serializers.Serializer):
     key = serializers.CharField(help_text="Shown once; install it on the device now.")
     prefix = serializers.CharField()
+
+
+class CertificateRequestSerializer(serializers.Serializer):
+    csr = serializers.CharField(max_length=8192, help_text="PEM certificate signing request.")
+
+
+class DeviceCertificateSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    serial_number = serializers.CharField()
+    certificate_pem = serializers.CharField()
+    not_before = serializers.DateTimeField()
+    not_after = serializers.DateTimeField()
+    revoked_at = serializers.DateTimeField(allow_null=True)
