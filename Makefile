@@ -24,6 +24,7 @@ $(STAMP): requirements.txt requirements-dev.txt tools/sysdeps.py
 	touch $(STAMP)
 
 bench: setup
+	$(PYTHON) tools/sysdeps.py --bench
 	$(PY) benchmarks/run.py
 
 lint: setup

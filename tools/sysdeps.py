@@ -26,6 +26,12 @@ REQUIREMENTS: list[tuple[str, str, str]] = [
 ]
 
 
+# Only `make bench` needs these (peers measured in the same run).
+BENCH_REQUIREMENTS: list[tuple[str, str, str]] = [
+    ("deviation benchmark (CloudCompare as the peer)", "bin:CloudCompare", "cloudcompare"),
+]
+
+
 def _known_libraries() -> str:
     try:
         return subprocess.run(
@@ -38,7 +44,8 @@ def _known_libraries() -> str:
 def missing_packages() -> list[tuple[str, str]]:
     libraries = _known_libraries()
     missing = []
-    for needed_by, probe, package in REQUIREMENTS:
+    wanted = REQUIREMENTS + (BENCH_REQUIREMENTS if "--bench" in sys.argv else [])
+    for needed_by, probe, package in wanted:
         kind, name = probe.split(":", 1)
         present = shutil.which(name) if kind == "bin" else name in libraries
         if not present:
