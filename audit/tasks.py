@@ -15,16 +15,9 @@ def tree_heads_issue_all_task() -> int:
 
     Idempotent: issuing a head for an unchanged log returns the existing head.
     """
-    from django_tenants.utils import schema_context
+    from tenants.tasks import enqueue_for_each_workspace
 
-    from tenants.models import Tenant
-
-    schemas = list(Tenant.objects.filter(status=Tenant.Status.ACTIVE)
-                   .exclude(schema_name="public").values_list("schema_name", flat=True))
-    for schema in schemas:
-        with schema_context(schema):  # tenant-schemas-celery carries the schema
-            tree_head_issue_task.delay()
-    return len(schemas)
+    return enqueue_for_each_workspace(tree_head_issue_task)
 
 
 @shared_task(name="audit.tree_head_issue_task", ignore_result=True, time_limit=600,

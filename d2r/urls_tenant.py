@@ -17,6 +17,8 @@ api_v1 = [
     path("", include("devices.api.v1.urls")),
     path("", include("inspections.api.v1.urls")),
     path("", include("audit.api.v1.urls")),
+    path("", include("twins.api.v1.urls")),
+    path("", include("quality.api.v1.urls")),
 ]
 
 urlpatterns = [

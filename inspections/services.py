@@ -24,7 +24,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from d2r.realtime import Event, publish
-from inspections import acknowledgements, objectstore
+from inspections import acknowledgements, objectstore, signals
 from inspections.models import Asset, OutboxMessage, Scan, Upload
 
 logger = logging.getLogger(__name__)
@@ -565,4 +565,7 @@ def _scan_finish(scan_id: uuid.UUID, token: uuid.UUID, *, status: str, **fields:
         OutboxMessage.objects.filter(scan_id=scan_id, done_at__isnull=True).update(
             done_at=timezone.now())
         _scan_event(Scan.objects.get(pk=scan_id))
+        if status == Scan.Status.PROCESSED:
+            transaction.on_commit(
+                lambda: signals.scan_processed.send(sender=Scan, scan_id=scan_id))
     return status

@@ -7,6 +7,7 @@ import uuid
 from celery import shared_task
 
 from inspections import services
+from tenants.tasks import enqueue_for_each_workspace
 
 
 @shared_task(name="inspections.scan_process_task", acks_late=True, ignore_result=True,
@@ -30,7 +31,7 @@ def outbox_redispatch_task() -> int:
 @shared_task(name="inspections.uploads_expire_task", ignore_result=True, time_limit=600)
 def uploads_expire_task() -> int:
     """Beat: fan out upload expiry to every workspace (each run is idempotent)."""
-    return _for_each_workspace(uploads_expire_in_workspace_task)
+    return enqueue_for_each_workspace(uploads_expire_in_workspace_task)
 
 
 @shared_task(name="inspections.uploads_expire_in_workspace_task", ignore_result=True,
@@ -43,16 +44,4 @@ def uploads_expire_in_workspace_task() -> int:
 @shared_task(name="inspections.outbox_sweep_task", ignore_result=True, time_limit=300)
 def outbox_sweep_task() -> int:
     """Beat (every minute): a redispatch task per workspace, carrying its tenant."""
-    return _for_each_workspace(outbox_redispatch_task)
-
-
-def _for_each_workspace(task: object) -> int:
-    from django_tenants.utils import get_tenant_model, tenant_context
-
-    tenants = get_tenant_model().objects.filter(status="active").exclude(schema_name="public")
-    count = 0
-    for tenant in tenants:
-        with tenant_context(tenant):
-            task.delay()  # type: ignore[attr-defined]
-        count += 1
-    return count
+    return enqueue_for_each_workspace(outbox_redispatch_task)

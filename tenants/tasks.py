@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from celery import shared_task
 
 from d2r.db.privileged import privileged
@@ -42,3 +44,20 @@ def current_schema_task() -> dict[str, str]:
         cursor.execute("SELECT current_user, current_setting('search_path')")
         user, search_path = cursor.fetchone()
     return {"schema": connection.schema_name, "role": user, "search_path": search_path}
+
+
+def enqueue_for_each_workspace(task: Any) -> int:
+    """Enqueue `task` once per active workspace, each carrying its tenant; return how many.
+
+    Beat runs in the public schema; per-workspace sweeps fan out through this.
+    """
+    from django_tenants.utils import schema_context
+
+    from tenants.models import Tenant
+
+    schemas = list(Tenant.objects.filter(status=Tenant.Status.ACTIVE)
+                   .exclude(schema_name="public").values_list("schema_name", flat=True))
+    for schema in schemas:
+        with schema_context(schema):  # tenant-schemas-celery puts the schema in the headers
+            task.delay()
+    return len(schemas)

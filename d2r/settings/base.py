@@ -51,6 +51,7 @@ TENANT_APPS = [
     "twins",
     "audit",
     "analytics",
+    "quality",
 ]
 INSTALLED_APPS = SHARED_APPS + [app for app in TENANT_APPS if app not in SHARED_APPS]
 
@@ -179,6 +180,7 @@ CELERY_TASK_ROUTES = {
     "inspections.*": {"queue": "processing"},
     "analytics.*": {"queue": "analytics"},
     "audit.*": {"queue": "reports"},
+    "quality.*": {"queue": "processing"},
 }
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
@@ -354,6 +356,8 @@ CELERY_BEAT_SCHEDULE["inspections-outbox-sweep"] = {
     "task": "inspections.outbox_sweep_task", "schedule": 60.0}
 CELERY_BEAT_SCHEDULE["inspections-uploads-expire"] = {
     "task": "inspections.uploads_expire_task", "schedule": 3600.0}
+CELERY_BEAT_SCHEDULE["quality-runs-sweep"] = {
+    "task": "quality.qc_runs_sweep_task", "schedule": 60.0}
 
 # --- Enterprise SSO (issue 3; accounts.sso, ADR 0002) ---------------------------------
 # djangosaml2 and mozilla-django-oidc are configured per workspace from its

@@ -100,6 +100,20 @@ MATRIX: list[tuple[str, str, str, set[str]]] = [
      AUDIT_READERS),
     ("GET", "/api/v1/audit/exports/999999/download",
      "api/v1/^audit/exports/(?P<pk>[^/.]+)/download$", AUDIT_READERS),
+    # CAD revisions and QC (issue 5)
+    ("GET", "/api/v1/cad-revisions", "api/v1/^cad-revisions$", READERS),
+    ("POST", "/api/v1/cad-revisions", "api/v1/^cad-revisions$", ASSET_WRITERS),
+    ("GET", f"/api/v1/cad-revisions/{UUID0}", "api/v1/^cad-revisions/(?P<pk>[^/.]+)$",
+     READERS),
+    ("GET", "/api/v1/tolerance-contracts", "api/v1/^tolerance-contracts$", READERS),
+    ("POST", "/api/v1/tolerance-contracts", "api/v1/^tolerance-contracts$", ASSET_WRITERS),
+    ("GET", f"/api/v1/tolerance-contracts/{UUID0}",
+     "api/v1/^tolerance-contracts/(?P<pk>[^/.]+)$", READERS),
+    ("GET", "/api/v1/qc-runs", "api/v1/^qc-runs$", READERS),
+    ("POST", "/api/v1/qc-runs", "api/v1/^qc-runs$", INGESTERS),
+    ("GET", f"/api/v1/qc-runs/{UUID0}", "api/v1/^qc-runs/(?P<pk>[^/.]+)$", READERS),
+    ("POST", f"/api/v1/qc-runs/{UUID0}/review", "api/v1/^qc-runs/(?P<pk>[^/.]+)/review$",
+     ASSET_WRITERS),
 ]
 
 

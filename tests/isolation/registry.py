@@ -208,6 +208,49 @@ def _sso_identity() -> Any:
                                       subject=f"s{timezone.now().timestamp()}")
 
 
+def _cad_revision() -> Any:
+    import uuid
+
+    from twins.models import CadRevision
+
+    return CadRevision.objects.create(
+        asset=_asset(), number=1, filename="part.stl", source_format="stl", units="mm",
+        scale_to_m=1e-3, sha256=uuid.uuid4().hex * 2, size_bytes=1, source_key="x",
+        mesh_key="x", regions_key="x", vertex_count=3, triangle_count=1, region_count=1,
+        area_m2=1.0, bbox_min=[0, 0, 0], bbox_max=[1, 1, 0], watertight=False)
+
+
+def _tolerance_contract() -> Any:
+    from quality.models import ToleranceContract
+
+    return ToleranceContract.objects.create(asset=_asset(), version=1, spec={})
+
+
+def _qc_run() -> Any:
+    from quality.models import QcRun
+
+    revision = _cad_revision()
+    from quality.models import ToleranceContract
+
+    contract = ToleranceContract.objects.create(asset=revision.asset, version=1, spec={})
+    scan = _scan()
+    return QcRun.objects.create(scan=scan, cad_revision=revision, contract=contract)
+
+
+def _qc_result() -> Any:
+    from quality.models import QcResult
+
+    return QcResult.objects.create(run=_qc_run(), decision="pass", uncertainty_mm=0.1,
+                                   algorithm_version="test")
+
+
+def _qc_review() -> Any:
+    from quality.models import QcReview
+
+    return QcReview.objects.create(result=_qc_result(), action="accept", decision="pass",
+                                   machine_decision="pass", reason="isolation")
+
+
 TENANT: dict[str, TenantCase] = {
     "devices.DeviceCA": TenantCase(_device_ca),
     "devices.DeviceCertificate": TenantCase(_device_certificate),
@@ -232,6 +275,12 @@ TENANT: dict[str, TenantCase] = {
     "inspections.Scan": TenantCase(_scan),
     "inspections.Upload": TenantCase(_upload),
     "inspections.OutboxMessage": TenantCase(_outbox_message),
+    # CAD revisions and QC (issue 5): tests/quality covers their API across workspaces.
+    "twins.CadRevision": TenantCase(_cad_revision),
+    "quality.ToleranceContract": TenantCase(_tolerance_contract),
+    "quality.QcRun": TenantCase(_qc_run),
+    "quality.QcResult": TenantCase(_qc_result),
+    "quality.QcReview": TenantCase(_qc_review),
     "auth.User": TenantCase(_user),
     "auth.Group": TenantCase(lambda: Group.objects.create(name=f"g{timezone.now().timestamp()}")),
     "auth.Permission": TenantCase(lambda: Permission.objects.create(
