@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import pghistory
 from django.conf import settings
 from django.db import models
 
 from accounts.roles import Role
 
 
+@pghistory.track()
 class Membership(models.Model):
     """The role of a user in this workspace (users live in the workspace's schema).
 
@@ -23,6 +25,7 @@ class Membership(models.Model):
         return f"{self.user} ({self.role})"
 
 
+@pghistory.track(exclude=["last_used_at"])
 class ApiKey(models.Model):
     """A secret for integrations and devices: `d2r_<schema>_<prefix>_<secret>`.
 
@@ -77,6 +80,7 @@ class RefreshToken(models.Model):
         return f"refresh token of {self.user_id} ({self.family})"
 
 
+@pghistory.track()
 class WorkspacePolicy(models.Model):
     """Security policy of the workspace (one row): e.g. MFA required for everyone."""
 

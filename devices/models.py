@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import uuid
 
+import pghistory
 from django.db import models
 
 
+@pghistory.track()
 class Device(models.Model):
     """An edge device. Only `active` devices authenticate; the others are refused at once.
 

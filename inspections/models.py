@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 
+import pghistory
 from django.conf import settings
 from django.db import models
 
@@ -23,6 +24,7 @@ class Site(models.Model):
         return self.name
 
 
+@pghistory.track()
 class Asset(models.Model):
     """A machine or structure that is scanned and judged against its CAD model."""
 

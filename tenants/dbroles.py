@@ -25,6 +25,12 @@ APPEND_ONLY_TABLES: dict[str, tuple[str, ...]] = {
     "audit_treehead": ("SELECT", "INSERT"),
     "audit_receipt": ("SELECT", "INSERT"),
     "audit_logkey": ("SELECT", "INSERT"),
+    # Row history (django-pghistory): written by triggers, never edited.
+    "accounts_membershipevent": ("SELECT", "INSERT"),
+    "accounts_apikeyevent": ("SELECT", "INSERT"),
+    "accounts_workspacepolicyevent": ("SELECT", "INSERT"),
+    "devices_deviceevent": ("SELECT", "INSERT"),
+    "inspections_assetevent": ("SELECT", "INSERT"),
 }
 
 

@@ -37,6 +37,8 @@ SHARED_APPS = [
     "csp",
 ]
 TENANT_APPS = [
+    "pgtrigger",
+    "pghistory",
     "django.contrib.contenttypes",
     "django.contrib.auth",
     "django.contrib.sessions",
@@ -79,6 +81,7 @@ MIDDLEWARE = [
     "allauth.account.middleware.AccountMiddleware",
     "accounts.sso.middleware.SsoRequiredMiddleware",
     "accounts.middleware.MfaRequiredMiddleware",
+    "audit.middleware.HistoryContextMiddleware",
     "tenants.middleware.SessionTenantBindingMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",

@@ -24,3 +24,6 @@ ALLOWED_HOSTS = [".localhost", "localhost", "testserver", "127.0.0.1"]
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # noqa: F405
 JWT_KEYS_FILE = str(ROOT / ".d2r" / "test-jwt-keys.json")  # noqa: F405
 JWT_KEYS_AUTOCREATE = True
+# Serve static files straight from the apps (no collectstatic before a test run).
+WHITENOISE_USE_FINDERS = True
+WHITENOISE_AUTOREFRESH = True

@@ -251,7 +251,35 @@ def _qc_review() -> Any:
                                    machine_decision="pass", reason="isolation")
 
 
+def _history(label: str, make: Callable[[], Any]) -> Callable[[], Any]:
+    """A pghistory event row: change a tracked model, return the event its trigger wrote."""
+
+    def factory() -> Any:
+        from django.apps import apps
+
+        make()
+        return apps.get_model(label).objects.order_by("-pgh_id").first()
+
+    return factory
+
+
+def _context() -> Any:
+    import pghistory
+    from pghistory.models import Context
+
+    with pghistory.context(actor="registry"):
+        _device()
+    return Context.objects.order_by("-created_at").first()
+
+
 TENANT: dict[str, TenantCase] = {
+    "accounts.MembershipEvent": TenantCase(_history("accounts.MembershipEvent", lambda: _membership())),
+    "accounts.ApiKeyEvent": TenantCase(_history("accounts.ApiKeyEvent", lambda: _api_key())),
+    "accounts.WorkspacePolicyEvent": TenantCase(
+        _history("accounts.WorkspacePolicyEvent", lambda: _workspace_policy())),
+    "devices.DeviceEvent": TenantCase(_history("devices.DeviceEvent", lambda: _device())),
+    "inspections.AssetEvent": TenantCase(_history("inspections.AssetEvent", lambda: _asset())),
+    "pghistory.Context": TenantCase(_context),
     "devices.DeviceCA": TenantCase(_device_ca),
     "devices.DeviceCertificate": TenantCase(_device_certificate),
     "account.EmailAddress": TenantCase(_email_address),
@@ -294,5 +322,8 @@ TENANT: dict[str, TenantCase] = {
 }
 
 SHARED_RLS = {"billing.UsageRecord"}
+
+# Read-only aggregations over the current schema's event tables (no table of their own).
+DERIVED = {"pghistory.Events", "pghistory.MiddlewareEvents"}
 
 PLATFORM = {"tenants.Plan", "tenants.Tenant", "tenants.Domain"}
