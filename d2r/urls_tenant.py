@@ -15,6 +15,7 @@ api_v1 = [
     *api_common,
     path("", include("accounts.api.v1.urls")),
     path("", include("devices.api.v1.urls")),
+    path("", include("billing.api.v1.urls")),
     path("", include("inspections.api.v1.urls")),
     path("", include("audit.api.v1.urls")),
     path("", include("twins.api.v1.urls")),

@@ -23,6 +23,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from billing.services import usage_record
 from d2r.realtime import Event, publish
 from inspections import acknowledgements, objectstore, signals
 from inspections.models import Asset, OutboxMessage, Scan, Upload
@@ -132,7 +133,7 @@ def upload_create(*, spec: UploadSpec, user: Any, idempotency_key: str | None = 
         operator=spec.operator, filename=spec.filename, encoding=spec.encoding,
         declared_size=spec.size, declared_sha256=spec.sha256.lower(),
         idempotency_key=idempotency_key or None,
-        created_by=user if getattr(user, "is_authenticated", False) else None,
+        created_by=user if getattr(user, "pk", None) else None,  # people only, not keys
         object_key=key, multipart_id=multipart_id,
         expires_at=timezone.now() + timedelta(seconds=settings.INGEST_UPLOAD_TTL_SECONDS),
     )
@@ -426,6 +427,9 @@ def scan_receive(*, upload_id: uuid.UUID, sha256: str) -> Upload:
         upload.save()
         _upload_event(upload)
         if created:
+            # Metered in the same transaction: a scan is billed once, however often sent.
+            usage_record(meter="scan_bytes", quantity=scan.size_bytes, occurred_at=now,
+                         idempotency_key=f"scan-bytes:{scan.id}")
             message = OutboxMessage.objects.create(topic=OutboxMessage.Topic.SCAN_PROCESS,
                                                    scan=scan)
             ids = [message.pk]
@@ -566,6 +570,8 @@ def _scan_finish(scan_id: uuid.UUID, token: uuid.UUID, *, status: str, **fields:
             done_at=timezone.now())
         _scan_event(Scan.objects.get(pk=scan_id))
         if status == Scan.Status.PROCESSED:
+            usage_record(meter="scans_processed", quantity=1, occurred_at=timezone.now(),
+                         idempotency_key=f"scan-processed:{scan_id}")
             transaction.on_commit(
                 lambda: signals.scan_processed.send(sender=Scan, scan_id=scan_id))
     return status

@@ -37,6 +37,7 @@ PUBLIC = {
 # (method, concrete path, route it exercises, allowed roles)
 MATRIX: list[tuple[str, str, str, set[str]]] = [
     ("GET", "/api/v1/me", "api/v1/me", ALL),
+    ("GET", "/api/v1/usage", "api/v1/usage", {"owner", "admin", "finance"}),
     ("POST", "/api/v1/auth/sessions/revoke-all", "api/v1/auth/sessions/revoke-all", ALL),
     ("GET", "/api/v1/api-keys", "api/v1/^api-keys$", MANAGERS),
     ("POST", "/api/v1/api-keys", "api/v1/^api-keys$", MANAGERS),

@@ -237,3 +237,28 @@ def test_viewers_cannot_upload_and_strangers_cannot_see(asset: Any) -> None:
         assert response.json()["type"].endswith("/not-found")
     assert beta.client.head(url, **TUS).status_code == 404
     assert operator.client.head(url, **TUS).status_code == 200
+
+
+def test_a_device_uploads_with_its_own_key_and_is_named_by_it(
+    django_capture_on_commit_callbacks: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Devices reach the upload endpoint with their credential alone (no workspace host)."""
+    from django.test import Client
+
+    from devices import services as device_services
+    from inspections.models import Scan
+    from inspections.tasks import scan_process_task
+
+    monkeypatch.setattr(scan_process_task, "delay", lambda *_: None)
+    with schema_context("alpha"):
+        device = device_services.device_register(serial="EDGE-UP", model="Edge", actor="t")
+        device_services.device_transition(device_id=device.pk, to="active", actor="t")
+        key = device_services.device_api_key_issue(device_id=device.pk, actor="t").key
+    asset = make_asset("alpha")
+    data = fixture_bytes("simple.laz")
+    client = Client(HTTP_HOST="api.localhost", HTTP_AUTHORIZATION=f"Api-Key {key}")
+    meta = scan_metadata(data, asset.pk, "laz") | {"device": "SOMEONE-ELSE"}
+    with django_capture_on_commit_callbacks(execute=True):
+        _, last = upload_whole(client, data, meta)
+    with schema_context("alpha"):
+        assert Scan.objects.get(pk=last["D2R-Scan-Id"]).device == "device:EDGE-UP"

@@ -160,10 +160,13 @@ class UploadCollectionApi(TusMixin, APIView):
         if meta.get("size") is not None and meta["size"] != length:
             raise TusProblem("size-mismatch", f"Metadata size {meta['size']} differs from "
                              f"Upload-Length {length}.")
+        # A device's own credential names the device; it cannot claim to be another one.
+        credential_device = getattr(request.user, "device_id", None)
+        device = str(request.user) if credential_device else meta["device"]
         spec = services.UploadSpec(
             asset_id=meta["asset"], size=length, sha256=meta["sha256"],
             encoding=meta["encoding"], cad_revision=meta["cad_revision"],
-            captured_at=meta["captured_at"], device=meta["device"], firmware=meta["firmware"],
+            captured_at=meta["captured_at"], device=device, firmware=meta["firmware"],
             calibration=meta["calibration"], edge_transform=meta["edge_transform"],
             operator=meta["operator"], filename=meta["filename"],
         )
