@@ -6,9 +6,11 @@ checks offline; see docs/adr/0004-audit-log.md.
 
 from __future__ import annotations
 
+import base64
 import io
 import itertools
 import json
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -110,8 +112,16 @@ def report_pdf(*, bundle: dict[str, Any], token: str, receipt: Receipt | None,
 
     document = json.loads(receipt.document) if receipt else None
     head = bundle["tree_heads"][-1] if bundle["tree_heads"] else None
+    configuration = (document or {}).get("configuration") or {}
+    artifacts = configuration.get("artifacts") or {}
     html = render_to_string("audit/report.html", {
         "bundle": bundle, "receipt": receipt, "document": document, "head": head,
+        "heatmap": _png_data_uri(artifacts.get("heatmap_key")),
+        "histogram": _png_data_uri(artifacts.get("histogram_key")),
+        "regions": configuration.get("regions") or [],
+        # The regions have their own table; printed once, not again as raw JSON.
+        "configuration_text": json.dumps(
+            {k: v for k, v in configuration.items() if k != "regions"}, sort_keys=True),
         "entries": bundle["entries"][-50:], "entry_count": len(bundle["entries"]),
         "inclusion": next((r["inclusion"] for r in bundle["receipts"]
                            if receipt and r["id"] == str(receipt.id)), None),
@@ -121,6 +131,24 @@ def report_pdf(*, bundle: dict[str, Any], token: str, receipt: Receipt | None,
                             description="D2R evidence bundle (JWS, verify with d2r-verify)")
     pdf = HTML(string=html).write_pdf(attachments=[attachment])
     return _sign_pdf(pdf, identity)
+
+
+def _png_data_uri(key: str | None) -> str | None:
+    """A stored picture of the run (heatmap, histogram) for the report, or None.
+
+    Only keys under the current workspace's storage prefix are read.
+    """
+    from d2r.storage import tenant_prefix
+    from inspections import objectstore
+
+    if not key or not key.startswith(tenant_prefix() + "/"):
+        return None
+    try:
+        data = objectstore.get(key)
+    except Exception:  # noqa: BLE001 - a missing picture must not stop the report
+        logging.getLogger(__name__).warning("report picture missing", extra={"key": key})
+        return None
+    return "data:image/png;base64," + base64.b64encode(data).decode()
 
 
 def _sign_pdf(pdf: bytes, identity: keys.PdfSigningIdentity) -> bytes:

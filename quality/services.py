@@ -28,6 +28,8 @@ from quality.models import Decision, QcResult, QcReview, QcRun, ToleranceContrac
 logger = logging.getLogger(__name__)
 
 RUN_LEASE_SECONDS = 30 * 60
+REPORT_REGION_FIELDS = ("region", "count", "mean_mm", "std_mm", "p5_mm", "p50_mm", "p95_mm",
+                        "max_abs_mm", "fraction_out", "decision")
 MAX_RUN_ATTEMPTS = 3
 ALIGN_MAX_POINTS = 200_000
 LOD_MAX_POINTS = 100_000
@@ -413,7 +415,10 @@ def _record(run: QcRun, token: uuid.UUID, verdict: dict[str, Any], alignment: di
                            "alignment": {k: alignment[k] for k in (
                                "transform", "fitness", "inlier_rmse_mm", "iterations",
                                "initial")},
-                           "artifacts": keys},
+                           "artifacts": keys,
+                           # The per-region table of the signed report (issue 6).
+                           "regions": [{k: r[k] for k in REPORT_REGION_FIELDS}
+                                       for r in verdict["regions"]]},
             algorithm_name=ALGORITHM_NAME, algorithm_version=ALGORITHM_VERSION,
             parameters=parameters,
             gate_scores={g["name"]: g["value"] for g in verdict["gates"]

@@ -94,8 +94,7 @@ def test_pdf_report_is_signed_renders_and_verifies(tmp_path: Path) -> None:
     assert signature.sig_object["/SubFilter"] == "/ETSI.CAdES.detached"  # PAdES
 
     pdftoppm = shutil.which("pdftoppm")
-    if pdftoppm is None:
-        pytest.skip("poppler-utils (pdftoppm) is not installed")
+    assert pdftoppm, "poppler-utils is installed by tools/sysdeps.py"
     (tmp_path / "report.pdf").write_bytes(pdf)
     subprocess.run([pdftoppm, "-r", "40", "-png", str(tmp_path / "report.pdf"),
                     str(tmp_path / "page")], check=True)
