@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test setup bench lint services-up services-down clean
+.PHONY: run test setup bench lint services-up services-down clean openapi
 
 run: setup
 	$(PY) tools/dev.py run
@@ -39,3 +39,6 @@ services-down: setup
 
 clean: services-down
 	rm -rf .d2r
+
+openapi: setup
+	$(PY) tools/openapi.py

@@ -276,6 +276,7 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "SCHEMA_PATH_PREFIX": "/api/v1",
+    "ENUM_NAME_OVERRIDES": {"MachineDecisionEnum": "quality.models.Decision"},
 }
 
 # --- Logging: one JSON object per line, with the request id ---------------------------

@@ -9,45 +9,31 @@ import io
 import random
 import socket
 import subprocess
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 from django.conf import settings
 from django_tenants.utils import schema_context
 from tusclient import client as tus_client
 from tusclient.exceptions import TusCommunicationError
 
-from d2r.asgi import application
-from tests.conftest import TenantUser, make_user
+from tests.conftest import LiveServer, TenantUser, make_user
 from tests.inspections.ingest_helpers import make_asset, scan_metadata
 
 CSRF = "c" * 32
 
 
 @pytest.fixture(scope="module")
-def live(django_db_setup: None, django_db_blocker: Any) -> Iterator[dict[str, Any]]:
-    """uvicorn in a thread on a free port, plus a committed operator and asset."""
+def live(live_asgi_server: LiveServer, django_db_blocker: Any) -> Iterator[dict[str, Any]]:
+    """The shared uvicorn server, plus a committed operator and asset."""
+    port = live_asgi_server.port
     with django_db_blocker.unblock():
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = sock.getsockname()[1]
-        server = uvicorn.Server(uvicorn.Config(application, host="127.0.0.1", port=port,
-                                               log_level="warning", lifespan="off"))
-        thread = threading.Thread(target=server.run, daemon=True)
-        thread.start()
-        deadline = time.monotonic() + 10
-        while not server.started and time.monotonic() < deadline:
-            time.sleep(0.05)
         user = make_user("alpha", role="operator", name="live")
         asset = make_asset("alpha")
         yield {"port": port, "user": user, "asset": asset}
-        server.should_exit = True
-        thread.join(10)
         with schema_context("alpha"):
             from inspections.models import OutboxMessage, Scan, Upload
 

@@ -28,6 +28,20 @@ from accounts.throttling import AuthRateThrottle, PlanRateThrottle
 from d2r.api.views import TenantScopedMixin
 
 
+class _TokenEndpoint(TenantScopedMixin, APIView):
+    """Login, refresh and logout: no session (so no CSRF on an API login); the header
+    authenticator only makes refusals 401 rather than 403; strict per-IP rate limit."""
+
+    authentication_classes = [CredentialAuthentication]
+    permission_classes = [AllowAny]
+    throttle_classes = [AuthRateThrottle]
+
+
+def _pair_response(pair: services.TokenPair) -> Response:
+    return Response(s.TokenPairSerializer(
+        {"access": pair.access, "refresh": pair.refresh, "expires_in": pair.expires_in}).data)
+
+
 def _refuse(exc: CredentialError) -> Exception:
     if exc.slug == "permission-denied":
         return PermissionDenied(exc.detail)
@@ -49,13 +63,9 @@ def _check_mfa(user: Any, code: str | None) -> None:
         )
 
 
-class TokenApi(TenantScopedMixin, APIView):
+class TokenApi(_TokenEndpoint):
     """Exchange a workspace user's credentials for an access token and a refresh token."""
 
-    # No session (no CSRF on a login form of the API); the header class makes 401s 401.
-    authentication_classes = [CredentialAuthentication]
-    permission_classes = [AllowAny]
-    throttle_classes = [AuthRateThrottle]
 
     @extend_schema(
         request=s.TokenRequestSerializer,
@@ -81,20 +91,12 @@ class TokenApi(TenantScopedMixin, APIView):
             pair = services.token_pair_issue(user=user)
         except CredentialError as exc:
             raise _refuse(exc) from exc
-        return Response(
-            s.TokenPairSerializer(
-                {"access": pair.access, "refresh": pair.refresh, "expires_in": pair.expires_in}
-            ).data
-        )
+        return _pair_response(pair)
 
 
-class TokenRefreshApi(TenantScopedMixin, APIView):
+class TokenRefreshApi(_TokenEndpoint):
     """Rotate a refresh token for a new pair; a reused token revokes its session."""
 
-    # No session (no CSRF on a login form of the API); the header class makes 401s 401.
-    authentication_classes = [CredentialAuthentication]
-    permission_classes = [AllowAny]
-    throttle_classes = [AuthRateThrottle]
 
     @extend_schema(
         request=s.RefreshRequestSerializer,
@@ -108,20 +110,12 @@ class TokenRefreshApi(TenantScopedMixin, APIView):
             pair = services.token_refresh(raw=data.validated_data["refresh"])
         except CredentialError as exc:
             raise _refuse(exc) from exc
-        return Response(
-            s.TokenPairSerializer(
-                {"access": pair.access, "refresh": pair.refresh, "expires_in": pair.expires_in}
-            ).data
-        )
+        return _pair_response(pair)
 
 
-class TokenRevokeApi(TenantScopedMixin, APIView):
+class TokenRevokeApi(_TokenEndpoint):
     """Log out: revoke a refresh token and every token rotated from the same login."""
 
-    # No session (no CSRF on a login form of the API); the header class makes 401s 401.
-    authentication_classes = [CredentialAuthentication]
-    permission_classes = [AllowAny]
-    throttle_classes = [AuthRateThrottle]
 
     @extend_schema(
         request=s.RefreshRequestSerializer,
