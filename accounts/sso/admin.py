@@ -18,7 +18,7 @@ from accounts.admin import CapabilityAdminMixin
 from accounts.models import SsoConfiguration, SsoIdentity
 from accounts.roles import Role
 from accounts.sso import services
-from accounts.sso.saml import sp_entity_id
+from accounts.sso.config import sp_entity_id
 from d2r.admin_sites import tenant_site
 
 MAX_UPLOAD_BYTES = services.MAX_METADATA_BYTES

@@ -18,7 +18,7 @@ from django.http import HttpRequest, HttpResponse
 from accounts.sso.errors import SsoRefusal, sso_error_response
 from accounts.sso.policy import password_login_refused
 
-SSO_BACKENDS = frozenset({"accounts.sso.saml.WorkspaceSaml2Backend",
+SSO_BACKENDS = frozenset({"accounts.sso.backends.WorkspaceSaml2Backend",
                           "accounts.sso.oidc.WorkspaceOidcBackend"})
 
 

@@ -29,9 +29,9 @@ from mozilla_django_oidc.views import (
 
 from accounts.models import SsoConfiguration
 from accounts.sso import services
+from accounts.sso.config import workspace_sso_configuration
 from accounts.sso.crypto import SecretUnreadable
 from accounts.sso.errors import SsoRefusal, sso_error_response
-from accounts.sso.saml import workspace_sso_configuration
 
 PROTOCOL = "oidc"
 # Asymmetric only: an HS256 ID token would be verified with the client secret, which

@@ -33,24 +33,9 @@ from saml2.validate import ResponseLifetimeExceed, ToEarly
 from accounts.models import SsoConfiguration
 from accounts.sso import services
 from accounts.sso.errors import SsoRefusal, sso_error_response
-from accounts.sso.selectors import sso_configuration_get
 
 PROTOCOL = "saml"
-_UNSET = object()
-
-
-def workspace_sso_configuration(request: HttpRequest) -> SsoConfiguration | None:
-    """The workspace's SSO row, read once per request."""
-    cached = getattr(request, "_sso_configuration", _UNSET)
-    if cached is _UNSET:
-        cached = sso_configuration_get()
-        request._sso_configuration = cached  # type: ignore[attr-defined]
-    return cached  # type: ignore[return-value]
-
-
-def sp_entity_id(host: str) -> str:
-    """The workspace's SAML entity id: stable per host, whatever scheme or port served it."""
-    return f"https://{host}/saml2/metadata/"
+from accounts.sso.config import sp_entity_id, workspace_sso_configuration  # noqa: E402
 
 
 def _host(request: HttpRequest) -> str:

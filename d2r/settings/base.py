@@ -209,7 +209,7 @@ SESSION_COOKIE_AGE = int(timedelta(hours=12).total_seconds())
 AUTHENTICATION_BACKENDS = [
     "django.contrib.auth.backends.ModelBackend",
     "accounts.backends.WorkspaceAuthenticationBackend",
-    "accounts.sso.saml.WorkspaceSaml2Backend",  # SSO (accounts.sso)
+    "accounts.sso.backends.WorkspaceSaml2Backend",  # SSO (accounts.sso), loads SAML lazily
     "accounts.sso.oidc.WorkspaceOidcBackend",
 ]
 # Local accounts (django-allauth): email login, password reset, TOTP MFA. People are
