@@ -29,7 +29,7 @@ from django_tenants.utils import schema_context  # noqa: E402
 
 from d2r.db.privileged import privileged  # noqa: E402
 from tenants import dbroles  # noqa: E402
-from tenants import services as tenant_services
+from tenants import services as tenant_services  # noqa: E402
 from tenants.models import Domain, Tenant  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
