@@ -28,7 +28,7 @@ logger = logging.getLogger(__name__)
 
 UNITS_TO_M = {"m": 1.0, "mm": 1e-3, "cm": 1e-2, "um": 1e-6, "in": 0.0254, "ft": 0.3048}
 FORMATS = {".stl": "stl", ".obj": "obj", ".ply": "ply", ".off": "off", ".glb": "glb",
-           ".gltf": "gltf"}
+           ".gltf": "gltf", ".step": "step", ".stp": "step"}
 MAX_CAD_BYTES = 512 * 1024 * 1024
 #: A part smaller than this or a structure larger than this is almost surely declared in
 #: the wrong units (an STL in mm declared as metres is 1000 times too big).
@@ -48,6 +48,15 @@ def _load(path: Path, fmt: str) -> Any:
     from inspections.geometry.mesh import MeshError, mesh_from_arrays, mesh_load
 
     try:
+        if fmt == "step":
+            # OpenCASCADE (cascadio) tessellates the B-rep into a GLB in metres, taking
+            # the STEP file's own length unit into account.
+            import cascadio
+
+            glb = path.with_suffix(".glb")
+            if cascadio.step_to_glb(str(path), str(glb)) != 0 or not glb.exists():
+                raise CadRefused("the STEP file could not be read or tessellated")
+            path, fmt = glb, "glb"
         if fmt in ("glb", "gltf"):
             import open3d as o3d
 
@@ -71,7 +80,7 @@ def cad_revision_create(
 
     Returns (revision, created). Idempotent per asset by the file's SHA-256: the same
     bytes again return the existing revision. Refuses (CadRefused) unknown formats and
-    units, STEP (no maintained converter is installed: export STL/GLB), files over
+    units, files over
     MAX_CAD_BYTES, and meshes the geometry loader refuses (empty, truncated or corrupt,
     every triangle degenerate). Implausible sizes for the declared units, open
     boundaries, non-manifold edges and dropped degenerate triangles are `warnings`.
@@ -79,9 +88,6 @@ def cad_revision_create(
     from inspections.geometry.mesh import mesh_face_regions, mesh_from_arrays, mesh_inspect
 
     suffix = Path(filename).suffix.lower()
-    if suffix in (".step", ".stp"):
-        raise CadRefused("STEP is not converted here (no maintained converter is installed); "
-                         "export the model as STL, OBJ, PLY or GLB")
     fmt = FORMATS.get(suffix)
     if fmt is None:
         raise CadRefused(f"unsupported format {suffix or filename!r}; expected one of "
@@ -101,7 +107,8 @@ def cad_revision_create(
         path = Path(scratch) / f"model{suffix}"
         path.write_bytes(data)
         loaded = _load(path, fmt)
-    scale = UNITS_TO_M[units]
+    # STEP carries its own length unit and arrives in metres; other formats are unitless.
+    scale = 1.0 if fmt == "step" else UNITS_TO_M[units]
     mesh = mesh_from_arrays(np.asarray(loaded.vertices) * scale, loaded.triangles,
                             source=filename)
     report = mesh_inspect(mesh)

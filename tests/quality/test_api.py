@@ -68,7 +68,7 @@ def test_a_cad_revision_is_validated_converted_to_metres_and_numbered(
     ("broken.stl", (CAD / "busted.STL").read_bytes()[:5000], "truncated"),
     ("flat.stl", b"solid x\nfacet normal 0 0 0\nouter loop\nvertex 0 0 0\nvertex 1 1 1\n"
                  b"vertex 2 2 2\nendloop\nendfacet\nendsolid x\n", "degenerate"),
-    ("part.step", b"ISO-10303-21;", "STEP"),
+    ("part.step", b"ISO-10303-21;", "STEP file could not be read"),
     ("part.dwg", b"AC1032", "unsupported format"),
 ])
 def test_bad_meshes_are_refused_with_a_reason(qc_manager: TenantUser, name: str, data: bytes,
@@ -77,6 +77,22 @@ def test_bad_meshes_are_refused_with_a_reason(qc_manager: TenantUser, name: str,
     assert response.status_code == 400
     assert response["Content-Type"] == "application/problem+json"
     assert reason in response.json()["detail"]
+
+
+def test_step_is_tessellated_in_its_own_units(qc_manager: TenantUser) -> None:
+    """A STEP file carries its length unit: the part arrives in metres whatever is declared."""
+    response = upload(qc_manager, asset().pk, "featuretype.STEP",
+                      (CAD / "featuretype.STEP").read_bytes(), units="mm")
+    assert response.status_code == 201, response.content
+    body = response.json()
+    assert body["triangle_count"] > 1000
+    from twins.models import CadRevision
+
+    with schema_context("alpha"):
+        revision = CadRevision.objects.get(pk=body["id"])
+        extent = [hi - lo for lo, hi in zip(revision.bbox_min, revision.bbox_max, strict=True)]
+    # 5 x 2.5 x 1.375 inches, as in the STL of the same part
+    assert extent == pytest.approx([0.127, 0.0635, 0.034925], abs=1e-6)
 
 
 def test_contracts_are_versioned_and_validated(qc_manager: TenantUser,
