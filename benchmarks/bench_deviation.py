@@ -65,6 +65,7 @@ from inspections.geometry.mesh import (  # noqa: E402
     mesh_face_regions,
     mesh_load,
     mesh_sample_points,
+    mesh_winding_number,
 )
 
 F64 = npt.NDArray[np.float64]
@@ -166,23 +167,6 @@ def run_cloudcompare(scan_ply: Path, mesh_ply: Path, out_ply: Path) -> tuple[flo
     if proc.returncode != 0 or compute is None or approx is None or not out_ply.exists():
         raise RuntimeError(f"CloudCompare failed (exit {proc.returncode}):\n{log[-3000:]}")
     return float(compute.group(1)), float(approx.group(1))
-
-
-def winding_number(mesh: CadMesh, points: F64) -> F64:
-    corners = mesh.vertices[mesh.triangles]
-    out = np.empty(points.shape[0])
-    for i, p in enumerate(points):
-        a, b, c = corners[:, 0] - p, corners[:, 1] - p, corners[:, 2] - p
-        la, lb, lc = (np.linalg.norm(x, axis=1) for x in (a, b, c))
-        num = np.einsum("ij,ij->i", a, np.cross(b, c))
-        den = (
-            la * lb * lc
-            + np.einsum("ij,ij->i", a, b) * lc
-            + np.einsum("ij,ij->i", b, c) * la
-            + np.einsum("ij,ij->i", c, a) * lb
-        )
-        out[i] = (2.0 * np.arctan2(num, den)).sum() / (4.0 * np.pi)
-    return out
 
 
 def peak_rss_mib() -> float:
@@ -304,7 +288,7 @@ def main() -> int:
             (np.sign(ours) != np.sign(theirs)) & (np.abs(ours) > floor) & (np.abs(theirs) > floor)
         )
         checked = flips[:200]
-        inside = winding_number(mesh, scan[checked]) > 0.5
+        inside = mesh_winding_number(mesh, scan[checked]) > 0.5
         ours_right = int(((ours[checked] < 0) == inside).sum())
         print(f"BENCH deviation_vs_cloudcompare_max_abs_diff {magnitude_diff.max():.3e}")
         print(f"BENCH deviation_vs_cloudcompare_median_abs_diff {np.median(signed_diff):.3e}")

@@ -163,3 +163,26 @@ def test_security_headers_on_pages_and_api() -> None:
     api = Client(HTTP_HOST="alpha.localhost").get(
         "/api/v1/health", HTTP_ORIGIN="https://evil.example")
     assert "Access-Control-Allow-Origin" not in api  # CORS only where configured
+
+
+def test_a_resource_view_without_a_declared_capability_refuses_everyone(
+    alpha_admin: TenantUser,
+) -> None:
+    """Fail closed: forgetting `permission_classes` on a new resource opens nothing."""
+    from django.test import RequestFactory
+
+    from d2r.api.views import TenantModelViewSet
+    from inspections.api.v1.serializers import SiteSerializer
+
+    class Forgotten(TenantModelViewSet):
+        serializer_class = SiteSerializer
+        queryset = Site.objects.none()
+
+    request = RequestFactory().get("/api/v1/forgotten", HTTP_HOST="alpha.localhost")
+    request.tenant = Tenant.objects.get(schema_name="alpha")  # type: ignore[attr-defined]
+    request.user = alpha_admin.user  # type: ignore[attr-defined]
+    from django.db import connection
+
+    connection.set_tenant(request.tenant)  # type: ignore[attr-defined]
+    response = Forgotten.as_view({"get": "list"})(request)
+    assert response.status_code == 403  # even the workspace owner

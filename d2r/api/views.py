@@ -25,14 +25,11 @@ class TenantScopedMixin:
         super().initial(request, *args, **kwargs)  # type: ignore[misc]
 
 
-class TenantModelPermissions(permissions.DjangoModelPermissions):
-    """Model permissions for writes and for reads (view permission)."""
+class DenyAll(permissions.BasePermission):
+    """The default of resource views: nobody, until a view says which capability it needs."""
 
-    perms_map = {
-        **permissions.DjangoModelPermissions.perms_map,
-        "GET": ["%(app_label)s.view_%(model_name)s"],
-        "HEAD": ["%(app_label)s.view_%(model_name)s"],
-    }
+    def has_permission(self, request: Request, view: Any) -> bool:
+        return False
 
 
 class TenantModelViewSet(TenantScopedMixin, viewsets.ModelViewSet):  # type: ignore[type-arg]
@@ -42,4 +39,4 @@ class TenantModelViewSet(TenantScopedMixin, viewsets.ModelViewSet):  # type: ign
     (accounts.permissions); the default refuses everyone.
     """
 
-    permission_classes = [permissions.IsAuthenticated, TenantModelPermissions]
+    permission_classes = [DenyAll]

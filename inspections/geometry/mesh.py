@@ -423,3 +423,26 @@ def _read_with_open3d(path: Path) -> tuple[npt.NDArray[np.float64], npt.NDArray[
     if triangles.size == 0:
         raise MeshError("no triangles could be read (file empty, unreadable or points only)")
     return vertices, triangles
+
+
+def mesh_winding_number(mesh: CadMesh, points: npt.ArrayLike) -> npt.NDArray[np.float64]:
+    """Generalised winding number per point: ~1 inside a closed surface, ~0 outside.
+
+    Exact and slow (O(points x triangles)): the reference for the sign of deviations in
+    tests and benchmarks, not a production path.
+    """
+    pts = np.asarray(points, dtype=np.float64).reshape(-1, 3)
+    corners = mesh.vertices[mesh.triangles]
+    out = np.empty(pts.shape[0])
+    for i, p in enumerate(pts):
+        a, b, c = corners[:, 0] - p, corners[:, 1] - p, corners[:, 2] - p
+        la, lb, lc = (np.linalg.norm(x, axis=1) for x in (a, b, c))
+        num = np.einsum("ij,ij->i", a, np.cross(b, c))
+        den = (
+            la * lb * lc
+            + np.einsum("ij,ij->i", a, b) * lc
+            + np.einsum("ij,ij->i", b, c) * la
+            + np.einsum("ij,ij->i", c, a) * lb
+        )
+        out[i] = (2.0 * np.arctan2(num, den)).sum() / (4.0 * np.pi)
+    return out

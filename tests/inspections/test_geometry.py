@@ -30,6 +30,7 @@ from inspections.geometry.mesh import (
     mesh_inspect,
     mesh_load,
     mesh_sample_points,
+    mesh_winding_number,
 )
 
 F64 = npt.NDArray[np.float64]
@@ -121,24 +122,6 @@ def wedge_mesh(half_angle_deg: float = 10.0) -> CadMesh:
         j = (i + 1) % 3
         faces += [[i, j, j + 3], [i, j + 3, i + 3]]
     return mesh_from_arrays(v, np.array(faces))
-
-
-def winding_number(mesh: CadMesh, points: F64) -> F64:
-    """Generalised winding number (1 inside, 0 outside a closed surface): sign truth."""
-    out = np.empty(points.shape[0])
-    corners = mesh.vertices[mesh.triangles]
-    for i, p in enumerate(points):
-        a, b, c = corners[:, 0] - p, corners[:, 1] - p, corners[:, 2] - p
-        la, lb, lc = (np.linalg.norm(x, axis=1) for x in (a, b, c))
-        num = np.einsum("ij,ij->i", a, np.cross(b, c))
-        den = (
-            la * lb * lc
-            + np.einsum("ij,ij->i", a, b) * lc
-            + np.einsum("ij,ij->i", b, c) * la
-            + np.einsum("ij,ij->i", c, a) * lb
-        )
-        out[i] = (2.0 * np.arctan2(num, den)).sum() / (4.0 * np.pi)
-    return out
 
 
 @dataclass(frozen=True)
@@ -363,7 +346,7 @@ def test_sign_matches_winding_number_on_a_closed_curved_mesh() -> None:
     points += rng.normal(0.0, 0.02 * mesh.diagonal, points.shape)
 
     d = deviation_compute(mesh, points).distances
-    inside = winding_number(mesh, points) > 0.5
+    inside = mesh_winding_number(mesh, points) > 0.5
 
     clear = np.abs(d) > 1e-6 * mesh.diagonal
     assert clear.sum() > 390
