@@ -45,6 +45,28 @@ class Entry(models.Model):
         return f"#{self.seq} {self.action} {self.object_type}:{self.object_id}"
 
 
+class MerkleNode(models.Model):
+    """A stored Merkle tree node: the root of a complete aligned subtree (a tile hash).
+
+    Only the levels 8, 16, 24 … are kept (``audit.ledger.merkle.STRIDE``): node
+    ``index`` of ``level`` is the RFC 6962 hash of entries ``index * 2**level`` to
+    ``(index + 1) * 2**level - 1``. Written when a tree head is signed, from the
+    entries' leaf hashes; derived, append-only, and read so that roots and proofs
+    cost O(log n) rows instead of every leaf (ADR 0004).
+    """
+
+    level = models.PositiveSmallIntegerField()
+    index = models.BigIntegerField()
+    hash = models.CharField(max_length=64)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["level", "index"],
+                                               name="audit_merklenode_level_index")]
+
+    def __str__(self) -> str:
+        return f"node {self.level}/{self.index}"
+
+
 class LogKey(models.Model):
     """A public key this workspace's log has signed with (kept forever, for old heads).
 

@@ -18,11 +18,11 @@ from django.db import connection, transaction
 from django.db.models import Max
 from django.utils import timezone
 
-from audit import keys
+from audit import keys, selectors
 from audit.ledger.checkpoint import Checkpoint, sign_checkpoint
 from audit.ledger.entry import GENESIS_HASH, EntryFields, canonical_json, sha256_hex
-from audit.ledger.merkle import MerkleTree
-from audit.models import Entry, ExportJob, LogKey, Receipt, TreeHead
+from audit.ledger.merkle import HASH_SIZE, STRIDE, leaf_hash, stored_level
+from audit.models import Entry, ExportJob, LogKey, MerkleNode, Receipt, TreeHead
 
 logger = logging.getLogger(__name__)
 
@@ -87,10 +87,29 @@ def audit_append(
         )
 
 
-def _leaf_buffer(size: int) -> bytes:
-    """The stored leaf hashes of entries ``0 .. size-1``, concatenated."""
-    hexes = Entry.objects.filter(seq__lt=size).order_by("seq").values_list("leaf_hash", flat=True)
-    return bytes.fromhex("".join(hexes.iterator(chunk_size=20_000)))
+def _nodes_extend(size: int) -> None:
+    """Store the tile hashes (levels 8, 16 …) of every complete subtree within ``size``.
+
+    Reads only what is new: the leaf hashes of entries appended since the last
+    stored level-8 node, then the nodes below each higher level.
+    """
+    span = 1 << STRIDE
+    level = STRIDE
+    while size >> level:
+        want = size >> level
+        top = MerkleNode.objects.filter(level=level).aggregate(top=Max("index"))["top"]
+        have = 0 if top is None else top + 1
+        if want > have:
+            lo, hi = have * span, want * span
+            below = (selectors.leaf_hashes_range(lo, hi) if level == STRIDE
+                     else selectors.node_hashes_range(level - STRIDE, lo, hi))
+            if len(below) != (hi - lo) * HASH_SIZE:
+                raise LogIntegrityError(f"log lacks level {level - STRIDE} hashes {lo}..{hi - 1}")
+            hashes = stored_level(below)
+            MerkleNode.objects.bulk_create(
+                MerkleNode(level=level, index=have + i, hash=hashes[i * 32 : i * 32 + 32].hex())
+                for i in range(want - have))
+        level += STRIDE
 
 
 def _check_new_entries(start: int, size: int) -> None:
@@ -104,10 +123,10 @@ def _check_new_entries(start: int, size: int) -> None:
     for entry in Entry.objects.filter(seq__gte=start).order_by("seq").iterator(chunk_size=5000):
         if entry.seq != expected:
             raise LogIntegrityError(f"entry {expected} is missing (found {entry.seq})")
-        fields = entry_fields(entry)
+        data = entry_fields(entry).to_bytes()
         if (sha256_hex(entry.payload) != entry.payload_sha256 or entry.prev_hash != prev
-                or fields.entry_hash() != entry.entry_hash
-                or fields.leaf_hash().hex() != entry.leaf_hash):
+                or sha256_hex(data) != entry.entry_hash
+                or leaf_hash(data).hex() != entry.leaf_hash):
             raise LogIntegrityError(f"entry {entry.seq} does not match its hashes")
         prev = entry.entry_hash
         expected += 1
@@ -153,9 +172,8 @@ def tree_head_issue() -> TreeHead:
         if size < start:
             raise LogIntegrityError(f"log holds {size} entries, latest tree head {start}")
         _check_new_entries(start, size)
-        tree = MerkleTree(_leaf_buffer(size))
-        if tree.size != size:
-            raise LogIntegrityError(f"log holds {tree.size} entries below {size}")
+        _nodes_extend(size)
+        tree = selectors.stored_tree(size)
         if last is not None and tree.root(last.size).hex() != last.root_hash:
             raise LogIntegrityError(f"log no longer matches the tree head of size {last.size}")
         signers = keys.note_signers()

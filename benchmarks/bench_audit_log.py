@@ -7,9 +7,10 @@ Runs in a throw-away workspace ``bench_audit`` (created, then dropped). Prints:
   each its own connection, each append its own transaction (the worst case: real
   services append inside a transaction they already pay for);
 * ``audit_append_per_s_1_writer``: the same with one writer;
-* ``audit_tree_head_ms_<n>``: signing a tree head over ``n`` entries (reads every leaf);
-* ``audit_proof_from_db_ms_<n>``: an inclusion proof served from the database
-  (loads the ``n`` stored leaf hashes, builds the tree, one proof);
+* ``audit_tree_head_ms_<n>``: signing a tree head over ``n`` entries, right after the
+  log grew to ``n`` (rechecks the new entries, stores their tiles, signs);
+* ``audit_proof_from_db_ms_<n>``: an inclusion proof plus a consistency proof served
+  from the database at ``n`` entries (read from the stored tiles: O(log n) rows);
 * ``audit_offline_verify_entries_per_s``: ``d2r-verify``'s bundle check (chain,
   payload hashes, heads, receipts) on the exported log.
 
@@ -19,6 +20,7 @@ The Merkle core alone on 1 M entries (``audit_verify_1m_seconds``,
 
 from __future__ import annotations
 
+import os
 import statistics
 import threading
 import time
@@ -32,6 +34,7 @@ from django_tenants.utils import schema_context  # noqa: E402
 
 from audit import exports, selectors, services, verify  # noqa: E402
 from audit.ledger.checkpoint import VerifierKey  # noqa: E402
+from audit.ledger.merkle import leaf_hash  # noqa: E402
 from audit.models import Entry, LogKey  # noqa: E402
 from d2r.db.privileged import privileged  # noqa: E402
 from tenants import dbroles  # noqa: E402
@@ -41,7 +44,8 @@ from tenants.models import Domain, Tenant  # noqa: E402
 SCHEMA = "bench_audit"
 WRITERS = 4
 APPENDS_PER_WRITER = 250
-BULK = 20_000
+# Log sizes at which a tree head is signed and proofs are served from the database.
+SIZES = [int(n) for n in os.environ.get("BENCH_AUDIT_SIZES", "20000,200000,1000000").split(",")]
 
 
 def _drop() -> None:
@@ -85,17 +89,58 @@ def _append_rate(writers: int, per_writer: int) -> float:
 
 
 def _bulk_fill(target: int) -> None:
-    """Grow the log to ``target`` entries quickly (one transaction per 1,000 appends)."""
+    """Grow the log to ``target`` entries quickly: the rows ``audit_append`` would write,
+    computed here and inserted 10,000 at a time under the log's lock."""
     from django.db import transaction
+    from django.utils import timezone
+
+    from audit.ledger.entry import GENESIS_HASH, EntryFields, canonical_json, sha256_hex
 
     with schema_context(SCHEMA):
-        count = Entry.objects.count()
-        while count < target:
+        last = Entry.objects.order_by("-seq").values("seq", "entry_hash").first()
+        seq = 0 if last is None else last["seq"] + 1
+        prev = GENESIS_HASH if last is None else last["entry_hash"]
+        while seq < target:
+            rows = []
             with transaction.atomic():
-                for i in range(min(1000, target - count)):
-                    services.audit_append(action="bench.fill", actor="bench", object_type="bench",
-                                          object_id=count + i, payload={"i": count + i})
-            count = Entry.objects.count()
+                services._lock_log()
+                now = timezone.now()
+                time_text = services.entry_time_text(now)
+                for _ in range(min(10_000, target - seq)):
+                    payload = canonical_json({"i": seq, "pad": "x" * 120})
+                    fields = EntryFields(seq=seq, time=time_text, actor="bench",
+                                         action="bench.fill", object_type="bench",
+                                         object_id=str(seq),
+                                         payload_sha256=sha256_hex(payload), prev_hash=prev)
+                    data = fields.to_bytes()
+                    prev = sha256_hex(data)
+                    rows.append(Entry(seq=seq, time=now, actor="bench", action="bench.fill",
+                                      object_type="bench", object_id=str(seq), payload=payload,
+                                      payload_sha256=fields.payload_sha256,
+                                      prev_hash=fields.prev_hash, entry_hash=prev,
+                                      leaf_hash=leaf_hash(data).hex()))
+                    seq += 1
+                Entry.objects.bulk_create(rows)
+
+
+def _proof_ms(size: int) -> tuple[float, float]:
+    """Sign a head over ``size`` entries (ms), then the median inclusion + consistency proof
+    served from the database (ms)."""
+    with schema_context(SCHEMA):
+        start = time.perf_counter()
+        head = services.tree_head_issue()
+        head_ms = (time.perf_counter() - start) * 1000
+        heads = list(selectors.tree_head_list())
+        samples = []
+        for seq in (0, size // 3, size // 2 + 7, size - 1):
+            start = time.perf_counter()
+            proof = selectors.inclusion_proof_get(seq=seq, tree_head=head)
+            selectors.consistency_proof_get(old_size=heads[0].size, new_size=head.size)
+            samples.append((time.perf_counter() - start) * 1000)
+            assert proof is not None
+        tree = selectors.log_tree(size)  # the in-memory tree agrees with the stored tiles
+        assert proof.proof == [h.hex() for h in tree.inclusion_proof(size - 1, size)]
+    return head_ms, statistics.median(samples)
 
 
 def main() -> None:
@@ -113,24 +158,17 @@ def main() -> None:
         print(f"BENCH audit_append_per_s_1_writer {one:.0f}")
         print(f"BENCH audit_append_writers {WRITERS}")
 
-        _bulk_fill(BULK)
+        for size in SIZES:
+            _bulk_fill(size)
+            head_ms, proof_ms = _proof_ms(size)
+            print(f"BENCH audit_tree_head_ms_{size} {head_ms:.1f}")
+            print(f"BENCH audit_proof_from_db_ms_{size} {proof_ms:.2f}")
         with schema_context(SCHEMA):
-            start = time.perf_counter()
-            head = services.tree_head_issue()
-            head_ms = (time.perf_counter() - start) * 1000
-            samples = []
-            for seq in (0, BULK // 3, BULK - 1):
-                start = time.perf_counter()
-                proof = selectors.inclusion_proof_get(seq=seq, tree_head=head)
-                samples.append((time.perf_counter() - start) * 1000)
-                assert proof is not None
             bundle = exports.bundle_build()
             keys = [VerifierKey.parse(k.public) for k in LogKey.objects.filter(kind="note")]
         start = time.perf_counter()
         verify.verify_bundle_dict(bundle, keys, verify.Report())
         verify_s = time.perf_counter() - start
-        print(f"BENCH audit_tree_head_ms_{BULK} {head_ms:.1f}")
-        print(f"BENCH audit_proof_from_db_ms_{BULK} {statistics.median(samples):.1f}")
         print(f"BENCH audit_offline_verify_entries_per_s {len(bundle['entries']) / verify_s:.0f}")
     finally:
         connection.set_schema_to_public()

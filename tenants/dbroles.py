@@ -25,6 +25,7 @@ APPEND_ONLY_TABLES: dict[str, tuple[str, ...]] = {
     "audit_treehead": ("SELECT", "INSERT"),
     "audit_receipt": ("SELECT", "INSERT"),
     "audit_logkey": ("SELECT", "INSERT"),
+    "audit_merklenode": ("SELECT", "INSERT"),
     # Row history (django-pghistory): written by triggers, never edited.
     "accounts_membershipevent": ("SELECT", "INSERT"),
     "accounts_apikeyevent": ("SELECT", "INSERT"),

@@ -27,24 +27,30 @@ found (faster than ``map`` pipelines, ``memoryview`` slicing or ``hash.copy()``)
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from hashlib import sha256
 from itertools import islice
+
+from audit.ledger import native
 
 __all__ = [
     "EMPTY_ROOT",
     "HASH_SIZE",
+    "STRIDE",
     "MalformedProofError",
     "MerkleTree",
     "ProofError",
     "RootMismatchError",
+    "StoredTree",
     "consistency_proof",
     "inclusion_proof",
     "leaf_hash",
+    "leaf_hashes",
     "node_hash",
     "root",
     "root_from_entries",
     "root_from_inclusion_proof",
+    "stored_level",
     "verify_consistency",
     "verify_inclusion",
     "verify_log",
@@ -97,13 +103,35 @@ def _largest_power_of_two_below(n: int) -> int:
     return 1 << ((n - 1).bit_length() - 1)
 
 
-def _list_root(hashes: list[bytes]) -> bytes:
-    """Return the root over a non-empty list of 32-byte hashes, level by level.
+def _pair_hashes(level: bytes | bytearray | memoryview) -> bytes:
+    """Parents of each whole pair of 32-byte hashes in ``level`` (an odd last one is ignored)."""
+    end = len(level) // 64 * 64
+    if native.worth(end // 64):
+        return native.node_hashes(memoryview(level)[:end])
+    view = bytes(level[:end])
+    prefix = _NODE_PREFIX
+    return b"".join([sha256(prefix + view[i : i + 64]).digest() for i in range(0, end, 64)])
+
+
+def _buffer_root(level: bytes) -> bytes:
+    """Return the root over a non-empty buffer of 32-byte hashes, level by level.
 
     Pairing level by level and promoting an odd last node unchanged to the next
     level yields exactly the RFC 6962 tree (whose left subtrees are always
     complete).
     """
+    while len(level) > HASH_SIZE:
+        parents = _pair_hashes(level)
+        if (len(level) // HASH_SIZE) & 1:
+            parents += level[-HASH_SIZE:]
+        level = parents
+    return level
+
+
+def _list_root(hashes: list[bytes]) -> bytes:
+    """Return the root over a non-empty list of 32-byte hashes (see :func:`_buffer_root`)."""
+    if native.worth(len(hashes)):
+        return _buffer_root(b"".join(hashes))
     level = hashes
     prefix = _NODE_PREFIX
     while len(level) > 1:
@@ -113,6 +141,14 @@ def _list_root(hashes: list[bytes]) -> bytes:
             parents.append(level[-1])
         level = parents
     return level[0]
+
+
+def leaf_hashes(entries: Sequence[bytes]) -> bytes:
+    """The leaf hashes of raw ``entries``, concatenated (compiled for large batches)."""
+    if native.worth(len(entries)):
+        return native.leaf_hashes(entries)
+    prefix = _LEAF_PREFIX
+    return b"".join([sha256(prefix + e).digest() for e in entries])
 
 
 def _check_hash(value: object, what: str) -> bytes:
@@ -172,12 +208,16 @@ def _fold_entries(entries: Iterable[bytes]) -> tuple[int, bytes]:
     tail: bytes | None = None
     leaf_prefix = _LEAF_PREFIX
     node_prefix = _NODE_PREFIX
+    compiled = native.worth(len(entries) if isinstance(entries, Sequence) else 0)
     while True:
         batch = list(islice(it, _ENTRY_BATCH))
         if not batch:
             break
         count += len(batch)
-        batch_root = _list_root([sha256(leaf_prefix + e).digest() for e in batch])
+        if compiled and len(batch) >= native.MIN_BATCH // 4:
+            batch_root = native.entries_root(batch)
+        else:
+            batch_root = _list_root([sha256(leaf_prefix + e).digest() for e in batch])
         if len(batch) < _ENTRY_BATCH:
             tail = batch_root  # islice came back short: the iterator is exhausted
             break
@@ -227,92 +267,21 @@ def verify_log(entries: Iterable[bytes], size: int, expected_root: bytes) -> Non
         )
 
 
-class MerkleTree:
-    """An append-only Merkle tree that caches every complete subtree hash.
+class _SubtreeProofs:
+    """Roots and RFC 9162 proofs over any store of complete aligned subtree hashes.
 
-    ``levels[k]`` is a ``bytearray`` holding, back to back, the 32-byte hashes of
-    the complete subtrees of ``2**k`` leaves, left to right: it always holds
-    exactly ``size >> k`` hashes. The hash of any complete aligned subtree is a
-    slice; any RFC 6962 subtree (and so any root or proof element) is at most
-    O(log n) slices and node hashes. Building costs one node hash per leaf;
-    memory is about 64 bytes per leaf.
+    Subclasses give ``size`` and ``_complete(level, index)``: the hash of the
+    ``index``-th complete subtree of ``2**level`` leaves.
     """
 
-    __slots__ = ("_levels",)
-
-    def __init__(self, leaf_hashes: Iterable[bytes] | bytes | bytearray | memoryview = b"") -> None:
-        """Build the tree over ``leaf_hashes``.
-
-        Either an iterable of 32-byte leaf hashes, or one bytes-like buffer of
-        leaf hashes concatenated (length a multiple of 32).
-        """
-        self._levels: list[bytearray] = [bytearray()]
-        self.extend(leaf_hashes)
-
-    @classmethod
-    def from_entries(cls, entries: Iterable[bytes]) -> MerkleTree:
-        """Build the tree over raw log entries (hashing each as a leaf)."""
-        prefix = _LEAF_PREFIX
-        return cls([sha256(prefix + e).digest() for e in entries])
+    __slots__ = ()
 
     @property
     def size(self) -> int:
-        """Number of leaves."""
-        return len(self._levels[0]) // HASH_SIZE
-
-    def __len__(self) -> int:
-        """Number of leaves."""
-        return self.size
-
-    def append(self, leaf_hash: bytes) -> None:
-        """Append one leaf hash (amortised O(1) node hashes)."""
-        self.extend([leaf_hash])
-
-    def append_entry(self, entry: bytes) -> None:
-        """Append one raw entry (hashed as a leaf)."""
-        self.extend([sha256(_LEAF_PREFIX + entry).digest()])
-
-    def extend(self, leaf_hashes: Iterable[bytes] | bytes | bytearray | memoryview) -> None:
-        """Append leaf hashes, updating every cached level.
-
-        Raises ``ValueError`` if a hash is not 32 bytes; on error the tree is
-        left unchanged.
-        """
-        if isinstance(leaf_hashes, bytes | bytearray | memoryview):
-            buf = bytes(leaf_hashes)
-            if len(buf) % HASH_SIZE:
-                raise ValueError(f"leaf hash buffer length {len(buf)} is not a multiple of 32")
-            items = [buf[i : i + HASH_SIZE] for i in range(0, len(buf), HASH_SIZE)]
-        else:
-            items = list(leaf_hashes)
-            # C-level checks (map/set), about 20 ms per million hashes.
-            if not set(map(type, items)) <= {bytes}:
-                items = [bytes(h) for h in items]
-            if not set(map(len, items)) <= {HASH_SIZE}:
-                raise ValueError(f"every leaf hash must be {HASH_SIZE} bytes")
-        if len(self._levels[0]) // HASH_SIZE + len(items) > _MAX_SIZE:
-            raise ValueError("tree size would exceed 2**64 - 1")
-        prefix = _NODE_PREFIX
-        k = 0
-        while items:
-            if k == len(self._levels):
-                self._levels.append(bytearray())
-            level = self._levels[k]
-            # An odd count means the last hash of this level still waits for its
-            # right sibling: it pairs with the first new one.
-            seq = [bytes(level[-HASH_SIZE:]), *items] if (len(level) // HASH_SIZE) & 1 else items
-            if level:
-                level += b"".join(items)
-            else:
-                self._levels[k] = bytearray().join(items)  # one copy instead of two
-            it = iter(seq)
-            items = [sha256(prefix + a + b).digest() for a, b in zip(it, it, strict=False)]
-            k += 1
+        raise NotImplementedError
 
     def _complete(self, level: int, index: int) -> bytes:
-        """Return the hash of the ``index``-th complete subtree of ``2**level`` leaves."""
-        start = index * HASH_SIZE
-        return bytes(self._levels[level][start : start + HASH_SIZE])
+        raise NotImplementedError
 
     def _subtree(self, lo: int, hi: int) -> bytes:
         """Return ``MTH(D[lo:hi])`` for an RFC 6962 subtree, ``0 <= lo < hi <= size``.
@@ -402,6 +371,161 @@ class MerkleTree:
             proof.append(self._subtree(lo, hi))
         proof.reverse()
         return proof
+
+
+
+
+class MerkleTree(_SubtreeProofs):
+    """An append-only Merkle tree that caches every complete subtree hash.
+
+    ``levels[k]`` is a ``bytearray`` holding, back to back, the 32-byte hashes of
+    the complete subtrees of ``2**k`` leaves, left to right: it always holds
+    exactly ``size >> k`` hashes. The hash of any complete aligned subtree is a
+    slice; any RFC 6962 subtree (and so any root or proof element) is at most
+    O(log n) slices and node hashes. Building costs one node hash per leaf;
+    memory is about 64 bytes per leaf.
+    """
+
+    __slots__ = ("_levels",)
+
+    def __init__(self, leaf_hashes: Iterable[bytes] | bytes | bytearray | memoryview = b"") -> None:
+        """Build the tree over ``leaf_hashes``.
+
+        Either an iterable of 32-byte leaf hashes, or one bytes-like buffer of
+        leaf hashes concatenated (length a multiple of 32).
+        """
+        self._levels: list[bytearray] = [bytearray()]
+        self.extend(leaf_hashes)
+
+    @classmethod
+    def from_entries(cls, entries: Iterable[bytes]) -> MerkleTree:
+        """Build the tree over raw log entries (hashing each as a leaf)."""
+        return cls(leaf_hashes(list(entries)))
+
+    @property
+    def size(self) -> int:
+        """Number of leaves."""
+        return len(self._levels[0]) // HASH_SIZE
+
+    def __len__(self) -> int:
+        """Number of leaves."""
+        return self.size
+
+    def append(self, leaf_hash: bytes) -> None:
+        """Append one leaf hash (amortised O(1) node hashes)."""
+        self.extend([leaf_hash])
+
+    def append_entry(self, entry: bytes) -> None:
+        """Append one raw entry (hashed as a leaf)."""
+        self.extend([sha256(_LEAF_PREFIX + entry).digest()])
+
+    def extend(self, leaf_hashes: Iterable[bytes] | bytes | bytearray | memoryview) -> None:
+        """Append leaf hashes, updating every cached level.
+
+        Raises ``ValueError`` if a hash is not 32 bytes; on error the tree is
+        left unchanged.
+        """
+        if isinstance(leaf_hashes, bytes | bytearray | memoryview):
+            buf = bytes(leaf_hashes)
+            if len(buf) % HASH_SIZE:
+                raise ValueError(f"leaf hash buffer length {len(buf)} is not a multiple of 32")
+        else:
+            items = list(leaf_hashes)
+            # C-level checks (map/set), about 20 ms per million hashes.
+            if not set(map(type, items)) <= {bytes}:
+                items = [bytes(h) for h in items]
+            if not set(map(len, items)) <= {HASH_SIZE}:
+                raise ValueError(f"every leaf hash must be {HASH_SIZE} bytes")
+            buf = b"".join(items)
+        if (len(self._levels[0]) + len(buf)) // HASH_SIZE > _MAX_SIZE:
+            raise ValueError("tree size would exceed 2**64 - 1")
+        k = 0
+        while buf:
+            if k == len(self._levels):
+                self._levels.append(bytearray())
+            level = self._levels[k]
+            # An odd count means the last hash of this level still waits for its
+            # right sibling: it pairs with the first new one.
+            seq = bytes(level[-HASH_SIZE:]) + buf if (len(level) // HASH_SIZE) & 1 else buf
+            level += buf
+            buf = _pair_hashes(seq)
+            k += 1
+
+    def _complete(self, level: int, index: int) -> bytes:
+        """Return the hash of the ``index``-th complete subtree of ``2**level`` leaves."""
+        start = index * HASH_SIZE
+        return bytes(self._levels[level][start : start + HASH_SIZE])
+
+
+STRIDE = 8
+"""A :class:`StoredTree` keeps the complete subtree hashes of every ``STRIDE``-th level."""
+
+
+def stored_level(below: bytes | bytearray | memoryview) -> bytes:
+    """The hashes one stored level up: the root of each group of ``2**STRIDE`` hashes.
+
+    ``below`` holds whole groups only (a multiple of ``2**STRIDE`` hashes back to back).
+    """
+    group = HASH_SIZE << STRIDE
+    if len(below) % group:
+        raise ValueError(f"stored_level needs whole groups of {1 << STRIDE} hashes")
+    if native.worth(len(below) // HASH_SIZE):
+        level = bytes(below)
+        for _ in range(STRIDE):
+            level = native.node_hashes(level)
+        return level
+    return b"".join(_buffer_root(bytes(below[i : i + group])) for i in range(0, len(below), group))
+
+
+class StoredTree(_SubtreeProofs):
+    """A tree read from storage with O(log n) reads per root or proof, never O(n).
+
+    Storage holds the leaf hashes, and the hash of every complete aligned subtree
+    of ``2**(STRIDE*j)`` leaves (``j >= 1``), i.e. the levels 8, 16, 24 … of the
+    tree, in groups of ``2**STRIDE`` (tiles). Any complete subtree is then at most
+    ``2**(STRIDE-1)`` consecutive hashes of one tile of the stored level below it:
+    a proof in a million-entry log reads a handful of tiles.
+
+    ``leaves(lo, hi)`` and ``nodes(level, lo, hi)`` return the stored hashes in
+    ``[lo, hi)`` (one tile), concatenated; fewer at the end of the store. Asking
+    for a subtree the store does not hold is a :class:`LookupError`. Tiles are
+    memoised per instance, so build one per request.
+    """
+
+    __slots__ = ("_leaves", "_nodes", "_size", "_tiles")
+
+    def __init__(self, size: int, *, leaves: Callable[[int, int], bytes],
+                 nodes: Callable[[int, int, int], bytes]) -> None:
+        self._size = _check_size(size, "size")
+        self._leaves = leaves
+        self._nodes = nodes
+        self._tiles: dict[tuple[int, int], bytes] = {}
+
+    @property
+    def size(self) -> int:
+        """Number of leaves."""
+        return self._size
+
+    def _tile(self, base: int, number: int) -> bytes:
+        tile = self._tiles.get((base, number))
+        if tile is None:
+            lo, hi = number << STRIDE, (number + 1) << STRIDE
+            tile = self._leaves(lo, hi) if base == 0 else self._nodes(base, lo, hi)
+            self._tiles[(base, number)] = tile
+        return tile
+
+    def _complete(self, level: int, index: int) -> bytes:
+        if (index + 1) << level > self._size:
+            raise LookupError(f"no complete subtree {index} of level {level} in size {self._size}")
+        base = level - level % STRIDE
+        span = 1 << (level - base)
+        first = index * span  # in hashes of the stored level ``base``
+        offset = (first & ((1 << STRIDE) - 1)) * HASH_SIZE
+        tile = self._tile(base, first >> STRIDE)
+        hashes = tile[offset : offset + span * HASH_SIZE]
+        if len(hashes) != span * HASH_SIZE:
+            raise LookupError(f"store lacks level {base} hashes {first}..{first + span - 1}")
+        return _buffer_root(hashes)
 
 
 def inclusion_proof(leaf_hashes: Sequence[bytes], index: int, size: int) -> list[bytes]:

@@ -26,7 +26,7 @@ from django_tenants.utils import schema_context
 from audit import selectors, services, verify
 from audit.ledger.checkpoint import Checkpoint, SignerKey, sign_checkpoint
 from audit.ledger.entry import EntryFields, canonical_json, sha256_hex
-from audit.models import Entry, LogKey
+from audit.models import Entry, LogKey, MerkleNode
 from d2r.db.privileged import privileged
 from tenants import dbroles
 from tenants import services as tenant_services
@@ -77,7 +77,7 @@ def log(tamper_schema: None, django_db_blocker: object) -> Iterator[Log]:
     """A fresh committed log: entries 0-3, head 4; entries 4-5 and a receipt (6), head 7."""
     with django_db_blocker.unblock():  # type: ignore[attr-defined]
         _superuser(f"TRUNCATE {SCHEMA}.audit_receipt, {SCHEMA}.audit_entry, "
-                   f"{SCHEMA}.audit_treehead, {SCHEMA}.audit_exportjob")
+                   f"{SCHEMA}.audit_treehead, {SCHEMA}.audit_exportjob, {SCHEMA}.audit_merklenode")
         with schema_context(SCHEMA):
             for i in range(4):
                 _append(i)
@@ -283,6 +283,23 @@ def test_pdf_edited_after_signing(log: Log) -> None:
     with pytest.raises(verify.VerificationError) as failure:
         verify.verify_pdf(appended.getvalue(), pinned_keys=[log.vkey])
     assert "does not cover the whole file" in failure.value.why
+
+
+def test_stored_tile_changed_in_sql_stops_the_next_tree_head(log: Log) -> None:
+    """Tree heads are computed from stored tiles: a forged tile must not be signed over."""
+    from django.db import transaction
+
+    with schema_context(SCHEMA):
+        with transaction.atomic():
+            for i in range(7, 300):
+                _append(i)
+        services.tree_head_issue()
+        assert MerkleNode.objects.count() == 1
+    _superuser(f"UPDATE {SCHEMA}.audit_merklenode SET hash = %s", params=["00" * 32])
+    with schema_context(SCHEMA):
+        _append(300)
+        with pytest.raises(services.LogIntegrityError, match="no longer matches"):
+            services.tree_head_issue()
 
 
 def test_concurrent_writers_never_fork_or_reuse_a_sequence_number(log: Log) -> None:

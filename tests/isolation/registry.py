@@ -105,6 +105,19 @@ def _audit_tree_head() -> Any:
     return services.tree_head_issue()
 
 
+def _audit_merkle_node() -> Any:
+    from django.db import transaction
+
+    from audit import services
+    from audit.models import MerkleNode
+
+    with transaction.atomic():  # one stored tile needs 256 entries under a tree head
+        for _ in range(256):
+            _audit_entry()
+    services.tree_head_issue()
+    return MerkleNode.objects.first()
+
+
 def _audit_log_key() -> Any:
     from audit.models import LogKey
 
@@ -289,6 +302,7 @@ TENANT: dict[str, TenantCase] = {
     "audit.Entry": TenantCase(_audit_entry),
     "audit.TreeHead": TenantCase(_audit_tree_head),
     "audit.LogKey": TenantCase(_audit_log_key),
+    "audit.MerkleNode": TenantCase(_audit_merkle_node),
     "audit.Receipt": TenantCase(_audit_receipt),
     "audit.ExportJob": TenantCase(_audit_export),
     "accounts.ApiKey": TenantCase(_api_key),
