@@ -8,6 +8,8 @@ neither write nor read another tenant's objects through this storage.
 from __future__ import annotations
 
 import posixpath
+import threading
+from typing import Any
 
 from django.core.exceptions import SuspiciousFileOperation
 from django.core.files.storage import FileSystemStorage
@@ -67,8 +69,61 @@ class TenantKeyMixin:
         )
 
 
+# Guards the lazy creation of the shared boto3 session and client (creating clients from
+# one session concurrently is not thread-safe in botocore).
+_BOTO_LOCK = threading.RLock()
+
+
 class TenantS3Storage(TenantKeyMixin, S3Storage):
-    """S3 (SeaweedFS in development) with tenant-prefixed keys."""
+    """S3 (SeaweedFS in development) with tenant-prefixed keys.
+
+    django-storages builds a boto3 session and resource per thread, and under ASGI every
+    request runs in a thread of its own: each request touching storage parsed the S3
+    service model again (~16-18 MB of RSS per live thread, more after fragmentation).
+    Here the threads share one session, whose loader caches the model (a resource per
+    thread then costs ~0.5 MB), and `shared_client` is one thread-safe low-level client
+    for the whole process (`inspections.objectstore`).
+    """
+
+    def _create_session(self) -> Any:
+        with _BOTO_LOCK:
+            session = self.__dict__.get("_shared_session")
+            if session is None:
+                session = super()._create_session()
+                self.__dict__["_shared_session"] = session
+            return session
+
+    def __getstate__(self) -> dict[str, Any]:
+        state: dict[str, Any] = super().__getstate__()
+        state.pop("_shared_session", None)
+        state.pop("_shared_client", None)
+        return state
+
+    @property
+    def connection(self) -> Any:
+        if getattr(self._connections, "connection", None) is None:
+            with _BOTO_LOCK:
+                return super().connection
+        return super().connection
+
+    @property
+    def shared_client(self) -> Any:
+        """One low-level S3 client for every thread (botocore clients are thread-safe)."""
+        client = self.__dict__.get("_shared_client")
+        if client is None:
+            with _BOTO_LOCK:
+                client = self.__dict__.get("_shared_client")
+                if client is None:
+                    client = self._create_session().client(
+                        "s3",
+                        region_name=self.region_name,
+                        use_ssl=self.use_ssl,
+                        endpoint_url=self.endpoint_url,
+                        config=self.client_config,
+                        verify=self.verify,
+                    )
+                    self.__dict__["_shared_client"] = client
+        return client
 
 
 class TenantFileSystemStorage(TenantKeyMixin, FileSystemStorage):

@@ -79,6 +79,31 @@ class StreamingBody:
         self._buffered -= taken
         return out[0] if len(out) == 1 else b"".join(out)
 
+    def readinto(self, buffer: Any) -> int:
+        """Copy up to `len(buffer)` bytes straight into `buffer` (no joined copy); 0 at end.
+
+        Pulls at most `PULL_BYTES` beyond what the ASGI server already gave us, so the
+        process holds the caller's buffer plus about one pull.
+        """
+        target = memoryview(buffer).cast("B")
+        size = len(target)
+        if not self._chunks and self._more:
+            async_to_sync(self._pull)(min(PULL_BYTES, size))
+        if not self._chunks:
+            if self.disconnected:
+                raise ClientDisconnected("The client disconnected during the request body.")
+            return 0
+        taken = 0
+        while self._chunks and taken < size:
+            chunk = self._chunks.popleft()
+            n = min(len(chunk), size - taken)
+            target[taken : taken + n] = memoryview(chunk)[:n]
+            if n < len(chunk):
+                self._chunks.appendleft(chunk[n:])
+            taken += n
+        self._buffered -= taken
+        return taken
+
     def readline(self, size: int = -1) -> bytes:  # Django's request API; never on tus bodies
         raise OSError("A streamed body has no lines.")
 

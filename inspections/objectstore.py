@@ -22,6 +22,11 @@ class Part(TypedDict):
 
 
 def _client() -> Any:
+    # One client for the process (d2r.storage.TenantS3Storage.shared_client), not one per
+    # request thread.
+    shared = getattr(default_storage, "shared_client", None)
+    if shared is not None:
+        return shared
     return default_storage.connection.meta.client  # type: ignore[attr-defined]
 
 
@@ -57,7 +62,7 @@ def multipart_abort(key: str, multipart_id: str) -> None:
     _client().abort_multipart_upload(Bucket=_bucket(), Key=key, UploadId=multipart_id)
 
 
-def put(key: str, data: bytes) -> None:
+def put(key: str, data: bytes | bytearray) -> None:
     _client().put_object(Bucket=_bucket(), Key=key, Body=data)
 
 

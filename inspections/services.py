@@ -238,16 +238,22 @@ def _append(upload_id: uuid.UUID, token: uuid.UUID, stream: BinaryIO, length: in
     received = 0
     disconnected = False
     last_event = time.monotonic()
+    # A streamed ASGI body (d2r.streaming) copies straight into the part buffer.
+    readinto = getattr(stream, "readinto", None)
     while received < length:
         want = min(READ_BYTES, length - received, part_size - filled)
+        data: Any
         try:
-            data = stream.read(want)
+            if readinto is not None:
+                data = view[filled : filled + readinto(view[filled : filled + want])]
+            else:
+                data = stream.read(want)
+                view[filled : filled + len(data)] = data
         except OSError:  # client gone (d2r.streaming.ClientDisconnected, WSGI errors)
             data = b""
         if not data:
             disconnected = True
             break
-        view[filled: filled + len(data)] = data
         filled += len(data)
         received += len(data)
         if hasher is not None:
@@ -279,10 +285,14 @@ def _append(upload_id: uuid.UUID, token: uuid.UUID, stream: BinaryIO, length: in
                             f"The {checksum[0]} of the request body does not match "
                             "Upload-Checksum; nothing of it was kept.", status=460)
     new_offset = base + received
+    # The buffer is done with: truncate it in place rather than copy its first `filled`
+    # bytes (a copy would hold a second part in memory).
+    view.release()
+    del buffer[filled:]
     if new_offset == upload.declared_size:
         if filled:
             parts.append(objectstore.multipart_put(upload.object_key, upload.multipart_id,
-                                                   len(parts) + 1, bytes(view[:filled])))
+                                                   len(parts) + 1, buffer))
         Upload.objects.filter(pk=upload_id, lease_token=token).update(
             offset=new_offset, parts=parts, tail_key="", tail_size=0)
         upload.refresh_from_db()
@@ -290,7 +300,7 @@ def _append(upload_id: uuid.UUID, token: uuid.UUID, stream: BinaryIO, length: in
     tail_key = ""
     if filled:
         tail_key = objectstore.key_for(f"scans/staging/{upload_id}/tail-{new_offset}")
-        objectstore.put(tail_key, bytes(view[:filled]))
+        objectstore.put(tail_key, buffer)
     with transaction.atomic():
         Upload.objects.filter(pk=upload_id, lease_token=token).update(
             offset=new_offset, parts=parts, tail_key=tail_key, tail_size=filled)
@@ -314,7 +324,7 @@ def _upload_finish(upload: Upload, hasher: Any) -> Upload:
     actual_size = objectstore.size(upload.object_key)
     if hasher is None:  # resumed in another process: hash the stored object once
         hasher = hashlib.sha256()
-        for chunk in objectstore.iter_chunks(upload.object_key):
+        for chunk in objectstore.iter_chunks(upload.object_key, READ_BYTES):
             hasher.update(chunk)
     digest = hasher.hexdigest()
     if actual_size != upload.declared_size:

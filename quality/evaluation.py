@@ -29,10 +29,13 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import numpy as np
-import numpy.typing as npt
+# numpy is imported where it is used: the web process imports this module (contracts are
+# validated there) and must not pay ~9 MB of RSS for numpy (issue 4).
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
 
 __all__ = [
     "ALGORITHM_NAME",
@@ -308,6 +311,8 @@ class RegionAccumulator:
 
     def __init__(self, spec: ContractSpec, *, n_regions: int, n_triangles: int,
                  uncertainty_mm: float) -> None:
+        import numpy as np
+
         self.spec = spec
         self.n_regions = int(n_regions)
         self.uncertainty_mm = float(uncertainty_mm)
@@ -342,6 +347,8 @@ class RegionAccumulator:
             regions_of_triangles: npt.NDArray[np.int32], *,
             inlier_distance_m: float | None = None) -> None:
         """Add one chunk: signed distances (metres) and nearest triangles."""
+        import numpy as np
+
         d = np.asarray(distances_m, dtype=np.float64) * 1000.0
         tri = np.asarray(triangle_ids, dtype=np.int64)
         reg = regions_of_triangles[tri].astype(np.int64)
@@ -365,6 +372,8 @@ class RegionAccumulator:
     def percentile_mm(self, region: int, q: float, *, of: Literal["signed", "excess"] = "signed",
                       side: Side = "both") -> float:
         """The q-th percentile of signed ``d`` or of the excess, from the histogram."""
+        import numpy as np
+
         counts = self.hist[region]
         total = int(counts.sum())
         if total == 0:
@@ -462,6 +471,8 @@ def _state(proven_ok: bool, proven_bad: bool) -> Literal["ok", "bad", "undecided
 def evaluate(spec: ContractSpec, acc: RegionAccumulator, *, triangle_areas_m2: npt.ArrayLike,
              regions_of_triangles: npt.ArrayLike, gate_inputs: GateInputs) -> Evaluation:
     """Gates first, then each region's criteria under the contract's decision rule."""
+    import numpy as np
+
     areas = np.asarray(triangle_areas_m2, dtype=np.float64) * 1e4  # cm^2
     labels = np.asarray(regions_of_triangles, dtype=np.int64)
     region_area = np.bincount(labels, weights=areas, minlength=acc.n_regions)
@@ -591,6 +602,8 @@ def coverage_and_density(spec: ContractSpec, acc: RegionAccumulator, *,
     Coverage is the area fraction of the scope's triangles that are the nearest triangle
     of at least one inlier point; density is inlier points per covered cm^2.
     """
+    import numpy as np
+
     areas = np.asarray(triangle_areas_m2, dtype=np.float64) * 1e4
     labels = np.asarray(regions_of_triangles, dtype=np.int64)
     if spec.regions is None:

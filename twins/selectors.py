@@ -7,7 +7,6 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 from django.core.files.storage import default_storage
 from django.db.models import QuerySet
 
@@ -50,6 +49,8 @@ def _read(key: str) -> bytes:
 
 def cad_geometry_get(*, revision_id: uuid.UUID | str) -> CadGeometry:
     """Load the stored mesh and regions of a revision (worker side; imports numpy)."""
+    import numpy as np  # not at module level: the web process imports this module
+
     from inspections.geometry.mesh import mesh_from_arrays
 
     revision = CadRevision.objects.get(pk=revision_id)

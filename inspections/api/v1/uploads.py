@@ -28,6 +28,7 @@ from accounts.permissions import needs
 from accounts.roles import Capability
 from d2r.api.problems import CONTENT_TYPE, problem_body
 from d2r.api.views import TenantScopedMixin
+from d2r.streaming import StreamingBody
 from inspections import acknowledgements, selectors, services
 from inspections.api.v1.serializers import (
     AcknowledgementKeySerializer,
@@ -237,9 +238,12 @@ class UploadApi(TusMixin, APIView):
                 checksum = (algorithm, base64.b64decode(encoded, validate=True))
             except binascii.Error as exc:
                 raise TusProblem("validation-error", "Upload-Checksum is not base64.") from exc
+        # A streamed ASGI body (d2r.streaming) is handed over as is: it can `readinto`
+        # the part buffer. Anything else (WSGI, tests) is read through the request.
+        body = getattr(request._request, "_stream", None)
+        stream = body if isinstance(body, StreamingBody) else request._request
         upload = services.upload_append(upload_id=upload_id, offset=offset,
-                                        stream=request._request, length=length,
-                                        checksum=checksum)
+                                        stream=stream, length=length, checksum=checksum)
         return _upload_headers(HttpResponse(status=204), upload)
 
     @extend_schema(summary="Terminate an upload (tus termination)", responses={204: None})
