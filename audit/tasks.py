@@ -9,7 +9,8 @@ from celery import shared_task
 logger = logging.getLogger(__name__)
 
 
-@shared_task(name="audit.tree_heads_issue_all_task", ignore_result=True, time_limit=300)
+@shared_task(name="audit.tree_heads_issue_all_task", ignore_result=True, time_limit=300,
+             soft_time_limit=270)
 def tree_heads_issue_all_task() -> int:
     """Beat: enqueue one tree-head task per active workspace; return how many.
 

