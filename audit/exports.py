@@ -27,10 +27,13 @@ from audit.services import entry_time_text
 
 BUNDLE_FORMAT = "d2r-evidence-bundle/1"
 JWS_TYPE = "d2r-evidence+jws"
+SIGNATURE_FIELD = "D2RAuditSignature"
+DOCUMENT_TIMESTAMP_FIELD = "D2RAuditDocumentTimestamp"
 
 
-def bundle_build(*, receipt: Receipt | None = None,
-                 progress: Callable[[int], None] | None = None) -> dict[str, Any]:
+def bundle_build(
+    *, receipt: Receipt | None = None, progress: Callable[[int], None] | None = None
+) -> dict[str, Any]:
     """The evidence bundle of the whole log up to its latest signed tree head.
 
     Holds every entry (with its payload), every signed tree head and the consistency
@@ -41,13 +44,20 @@ def bundle_build(*, receipt: Receipt | None = None,
     entries = []
     total = max(1, selectors.entry_list().count())
     for i, entry in enumerate(selectors.entry_list().iterator(chunk_size=5000)):
-        entries.append({
-            "seq": entry.seq, "time": entry_time_text(entry.time), "actor": entry.actor,
-            "action": entry.action, "object_type": entry.object_type,
-            "object_id": entry.object_id, "payload": entry.payload,
-            "payload_sha256": entry.payload_sha256, "prev_hash": entry.prev_hash,
-            "entry_hash": entry.entry_hash,
-        })
+        entries.append(
+            {
+                "seq": entry.seq,
+                "time": entry_time_text(entry.time),
+                "actor": entry.actor,
+                "action": entry.action,
+                "object_type": entry.object_type,
+                "object_id": entry.object_id,
+                "payload": entry.payload,
+                "payload_sha256": entry.payload_sha256,
+                "prev_hash": entry.prev_hash,
+                "entry_hash": entry.entry_hash,
+            }
+        )
         if progress and i % 5000 == 4999:
             progress(i * 80 // total)
     latest = heads[-1] if heads else None
@@ -65,10 +75,19 @@ def bundle_build(*, receipt: Receipt | None = None,
     for item in selectors.receipt_list().order_by("entry__seq"):
         inclusion = None
         if tree is not None and latest is not None and item.entry.seq < tree.size == latest.size:
-            inclusion = {"tree_size": tree.size, "leaf_index": item.entry.seq,
-                         "proof": [h.hex() for h in tree.inclusion_proof(item.entry.seq)]}
-        receipts.append({"id": str(item.id), "entry_seq": item.entry.seq,
-                         "document": item.document, "inclusion": inclusion})
+            inclusion = {
+                "tree_size": tree.size,
+                "leaf_index": item.entry.seq,
+                "proof": [h.hex() for h in tree.inclusion_proof(item.entry.seq)],
+            }
+        receipts.append(
+            {
+                "id": str(item.id),
+                "entry_seq": item.entry.seq,
+                "document": item.document,
+                "inclusion": inclusion,
+            }
+        )
     public_keys = list(selectors.log_key_list())
     if progress:
         progress(100)
@@ -97,16 +116,24 @@ def bundle_sign(bundle: dict[str, Any]) -> str:
     """
     signer = keys.note_signers()[0]
     return jwt.PyJWS().encode(
-        canonical_json(bundle).encode("utf-8"), signer.private_key, algorithm="EdDSA",
+        canonical_json(bundle).encode("utf-8"),
+        signer.private_key,
+        algorithm="EdDSA",
         headers={"typ": JWS_TYPE, "kid": signer.verifier().encode()},
     )
 
 
-def report_pdf(*, bundle: dict[str, Any], token: str, receipt: Receipt | None,
-               identity: keys.PdfSigningIdentity) -> bytes:
-    """Render the report with WeasyPrint, embed the signed bundle, sign with PAdES B-B.
+def report_pdf(
+    *,
+    bundle: dict[str, Any],
+    token: str,
+    receipt: Receipt | None,
+    identity: keys.PdfSigningIdentity,
+) -> bytes:
+    """Render the report with WeasyPrint, embed the signed bundle, sign with PAdES.
 
-    With ``AUDIT_TSA_URL`` set, the signature carries an RFC 3161 timestamp (B-T).
+    The level is ``AUDIT_PDF_PADES_LEVEL`` (see :func:`_sign_pdf`): B-B without a
+    timestamp authority, B-LTA by default with one.
     """
     from weasyprint import HTML, Attachment
 
@@ -114,21 +141,38 @@ def report_pdf(*, bundle: dict[str, Any], token: str, receipt: Receipt | None,
     head = bundle["tree_heads"][-1] if bundle["tree_heads"] else None
     configuration = (document or {}).get("configuration") or {}
     artifacts = configuration.get("artifacts") or {}
-    html = render_to_string("audit/report.html", {
-        "bundle": bundle, "receipt": receipt, "document": document, "head": head,
-        "heatmap": _png_data_uri(artifacts.get("heatmap_key")),
-        "histogram": _png_data_uri(artifacts.get("histogram_key")),
-        "regions": configuration.get("regions") or [],
-        # The regions have their own table; printed once, not again as raw JSON.
-        "configuration_text": json.dumps(
-            {k: v for k, v in configuration.items() if k != "regions"}, sort_keys=True),
-        "entries": bundle["entries"][-50:], "entry_count": len(bundle["entries"]),
-        "inclusion": next((r["inclusion"] for r in bundle["receipts"]
-                           if receipt and r["id"] == str(receipt.id)), None),
-        "pdf_fingerprint": identity.fingerprint,
-    })
-    attachment = Attachment(string=token, name="evidence.jws",
-                            description="D2R evidence bundle (JWS, verify with d2r-verify)")
+    html = render_to_string(
+        "audit/report.html",
+        {
+            "bundle": bundle,
+            "receipt": receipt,
+            "document": document,
+            "head": head,
+            "heatmap": _png_data_uri(artifacts.get("heatmap_key")),
+            "histogram": _png_data_uri(artifacts.get("histogram_key")),
+            "regions": configuration.get("regions") or [],
+            # The regions have their own table; printed once, not again as raw JSON.
+            "configuration_text": json.dumps(
+                {k: v for k, v in configuration.items() if k != "regions"}, sort_keys=True
+            ),
+            "entries": bundle["entries"][-50:],
+            "entry_count": len(bundle["entries"]),
+            "inclusion": next(
+                (
+                    r["inclusion"]
+                    for r in bundle["receipts"]
+                    if receipt and r["id"] == str(receipt.id)
+                ),
+                None,
+            ),
+            "pdf_fingerprint": identity.fingerprint,
+        },
+    )
+    attachment = Attachment(
+        string=token,
+        name="evidence.jws",
+        description="D2R evidence bundle (JWS, verify with d2r-verify)",
+    )
     pdf = HTML(string=html).write_pdf(attachments=[attachment])
     return _sign_pdf(pdf, identity)
 
@@ -152,22 +196,60 @@ def _png_data_uri(key: str | None) -> str | None:
 
 
 def _sign_pdf(pdf: bytes, identity: keys.PdfSigningIdentity) -> bytes:
-    from pyhanko.keys import load_certs_from_pemder_data, load_private_key_from_pemder_data
+    """Sign ``pdf`` with PAdES at ``AUDIT_PDF_PADES_LEVEL`` (B-B, B-T, B-LT or B-LTA).
+
+    B-T and above ask ``AUDIT_TSA_URL`` (RFC 3161 over HTTP) for a signature timestamp.
+    B-LT and B-LTA validate the signer's and the TSA's chains at signing time and embed
+    what that took in the DSS: the certificates, the workspace CA's CRL (made here,
+    offline) and the TSA chain's CRLs or OCSP responses (fetched from the URLs in the
+    TSA's certificates; ours carry none). B-LTA then adds a document timestamp over it
+    all. Revocation data is required for every certificate: a TSA whose status cannot
+    be established fails the export instead of yielding a weaker report.
+    """
+    from pyhanko.keys import (
+        load_certs_from_pemder,
+        load_certs_from_pemder_data,
+        load_private_key_from_pemder_data,
+    )
     from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
     from pyhanko.sign import fields, signers
     from pyhanko.sign.timestamps import HTTPTimeStamper
+    from pyhanko_certvalidator import ValidationContext
     from pyhanko_certvalidator.registry import SimpleCertificateStore
 
+    level = settings.AUDIT_PDF_PADES_LEVEL
     cert = next(iter(load_certs_from_pemder_data(identity.cert_pem)))
+    ca_cert = next(iter(load_certs_from_pemder_data(identity.ca_cert_pem)))
     signer = signers.SimpleSigner(
-        signing_cert=cert, signing_key=load_private_key_from_pemder_data(identity.key_pem, None),
-        cert_registry=SimpleCertificateStore.from_certs([cert]),
+        signing_cert=cert,
+        signing_key=load_private_key_from_pemder_data(identity.key_pem, None),
+        cert_registry=SimpleCertificateStore.from_certs([cert, ca_cert]),
     )
+    timestamper = None
+    if level != "B-B":
+        timestamper = HTTPTimeStamper(
+            settings.AUDIT_TSA_URL, timeout=settings.AUDIT_TSA_TIMEOUT_SECONDS
+        )
+    long_term = level in {"B-LT", "B-LTA"}
+    validation_context = None
+    if long_term:
+        validation_context = ValidationContext(
+            trust_roots=[ca_cert, *load_certs_from_pemder([settings.AUDIT_TSA_ROOTS_FILE])],
+            crls=[keys.pdf_crl()],
+            allow_fetching=True,
+            revocation_mode="require",
+        )
     meta = signers.PdfSignatureMetadata(
-        field_name="D2RAuditSignature", md_algorithm="sha256",
-        subfilter=fields.SigSeedSubFilter.PADES, reason="D2R Cloud audit report",
+        field_name=SIGNATURE_FIELD,
+        md_algorithm="sha256",
+        subfilter=fields.SigSeedSubFilter.PADES,
+        reason="D2R Cloud audit report",
+        embed_validation_info=long_term,
+        use_pades_lta=level == "B-LTA",
+        timestamp_field_name=DOCUMENT_TIMESTAMP_FIELD,
+        validation_context=validation_context,
     )
-    timestamper = HTTPTimeStamper(settings.AUDIT_TSA_URL) if settings.AUDIT_TSA_URL else None
-    out = signers.sign_pdf(IncrementalPdfFileWriter(io.BytesIO(pdf)), meta, signer=signer,
-                           timestamper=timestamper)
+    out = signers.sign_pdf(
+        IncrementalPdfFileWriter(io.BytesIO(pdf)), meta, signer=signer, timestamper=timestamper
+    )
     return out.getvalue()

@@ -46,8 +46,12 @@ def _root_secrets() -> list[str]:
 
 
 def _derive(secret: str, purpose: str, schema: str, length: int = 32) -> bytes:
-    return HKDF(algorithm=hashes.SHA256(), length=length, salt=b"d2r-audit-log/v1",
-                info=f"{purpose}:{schema}".encode()).derive(secret.encode("utf-8"))
+    return HKDF(
+        algorithm=hashes.SHA256(),
+        length=length,
+        salt=b"d2r-audit-log/v1",
+        info=f"{purpose}:{schema}".encode(),
+    ).derive(secret.encode("utf-8"))
 
 
 def log_origin(schema: str | None = None) -> str:
@@ -69,49 +73,147 @@ def _note_signer(secret: str, schema: str, origin: str) -> SignerKey:
 
 @dataclass(frozen=True)
 class PdfSigningIdentity:
-    """The ECDSA P-256 key and self-signed certificate that sign a workspace's PDFs."""
+    """The ECDSA P-256 key that signs a workspace's PDFs, its certificate and issuing CA.
+
+    ``cert_pem`` is the end-entity certificate (what ``LogKey`` records and auditors
+    pin); ``ca_cert_pem`` is the workspace's PDF CA that issued it, which also signs
+    the CRL embedded in PAdES B-LT/B-LTA reports (:func:`pdf_crl`).
+    """
 
     key_pem: bytes
     cert_pem: bytes
+    ca_cert_pem: bytes
     fingerprint: str
 
 
+# Fixed validity and issue date: the same secret always yields byte-identical certificates.
+_PDF_NOT_BEFORE = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+_PDF_VALIDITY = dt.timedelta(days=365 * 30)
+# A CRL is issued fresh for every B-LT/B-LTA report; a week covers validation right after.
+_PDF_CRL_VALIDITY = dt.timedelta(days=7)
+
+
 def pdf_identity(schema: str | None = None) -> PdfSigningIdentity:
-    """The workspace's PDF signing identity (deterministic key; certificate per key).
+    """The workspace's PDF signing identity (deterministic keys and certificates).
 
     P-256 rather than Ed25519 so that Adobe Reader and other PAdES validators accept it.
+    The end-entity certificate is issued by a per-workspace CA (derived the same way)
+    so that its revocation status can be stated in a CRL, which PAdES B-LT needs.
     """
     schema = schema or connection.schema_name
     return _pdf_identity(_root_secrets()[0], schema)
 
 
+def pdf_crl(schema: str | None = None, *, now: dt.datetime | None = None) -> bytes:
+    """A CRL (DER) of the workspace's PDF CA, issued now, listing no revoked certificate.
+
+    Made offline, with no distribution point to fetch from: it is given to pyHanko's
+    validation context and embedded in the report's DSS. No PDF certificate is ever
+    revoked — a compromised root secret is replaced (rotation), which changes the CA.
+    """
+    schema = schema or connection.schema_name
+    ca_key, ca_cert = _pdf_ca(_root_secrets()[0], schema)
+    now = now or dt.datetime.now(dt.UTC)
+    this_update = now.replace(microsecond=0) - dt.timedelta(minutes=1)  # clock skew
+    crl = (
+        x509.CertificateRevocationListBuilder()
+        .issuer_name(ca_cert.subject)
+        .last_update(this_update)
+        .next_update(this_update + _PDF_CRL_VALIDITY)
+        .add_extension(x509.CRLNumber(int(this_update.timestamp())), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    return crl.public_bytes(serialization.Encoding.DER)
+
+
+def _p256_key(secret: str, purpose: str, schema: str) -> ec.EllipticCurvePrivateKey:
+    scalar = int.from_bytes(_derive(secret, purpose, schema, 48), "big") % (_P256_ORDER - 1) + 1
+    return ec.derive_private_key(scalar, ec.SECP256R1())
+
+
+def _serial(public_key: ec.EllipticCurvePublicKey) -> int:
+    public_der = public_key.public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return int.from_bytes(hashlib.sha256(public_der).digest()[:16], "big") >> 1
+
+
+def _key_usage(*, sign: bool, ca: bool) -> x509.KeyUsage:
+    return x509.KeyUsage(
+        digital_signature=sign,
+        content_commitment=sign,
+        key_encipherment=False,
+        data_encipherment=False,
+        key_agreement=False,
+        key_cert_sign=ca,
+        crl_sign=ca,
+        encipher_only=False,
+        decipher_only=False,
+    )
+
+
 @lru_cache(maxsize=64)
-def _pdf_identity(secret: str, schema: str) -> PdfSigningIdentity:
-    scalar = int.from_bytes(_derive(secret, "pdf", schema, 48), "big") % (_P256_ORDER - 1) + 1
-    key = ec.derive_private_key(scalar, ec.SECP256R1())
-    name = x509.Name([
-        x509.NameAttribute(NameOID.COMMON_NAME, f"D2R Cloud audit reports ({schema})"),
-        x509.NameAttribute(NameOID.ORGANIZATION_NAME, "D2R Cloud"),
-    ])
-    public_der = key.public_key().public_bytes(serialization.Encoding.DER,
-                                               serialization.PublicFormat.SubjectPublicKeyInfo)
-    # A deterministic certificate: same key, same serial and validity, same bytes.
-    not_before = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+def _pdf_ca(secret: str, schema: str) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
+    key = _p256_key(secret, "pdf-ca", schema)
+    name = x509.Name(
+        [
+            x509.NameAttribute(NameOID.COMMON_NAME, f"D2R Cloud audit report CA ({schema})"),
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "D2R Cloud"),
+        ]
+    )
     cert = (
         x509.CertificateBuilder()
-        .subject_name(name).issuer_name(name).public_key(key.public_key())
-        .serial_number(int.from_bytes(hashlib.sha256(public_der).digest()[:16], "big") >> 1)
-        .not_valid_before(not_before)
-        .not_valid_after(not_before + dt.timedelta(days=365 * 30))
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.KeyUsage(digital_signature=True, content_commitment=True,
-                                     key_encipherment=False, data_encipherment=False,
-                                     key_agreement=False, key_cert_sign=False, crl_sign=False,
-                                     encipher_only=False, decipher_only=False), critical=True)
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(_serial(key.public_key()))
+        .not_valid_before(_PDF_NOT_BEFORE)
+        .not_valid_after(_PDF_NOT_BEFORE + _PDF_VALIDITY)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(_key_usage(sign=False, ca=True), critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
         .sign(key, hashes.SHA256())
     )
+    return key, cert
+
+
+@lru_cache(maxsize=64)
+def _pdf_identity(secret: str, schema: str) -> PdfSigningIdentity:
+    ca_key, ca_cert = _pdf_ca(secret, schema)
+    key = _p256_key(secret, "pdf", schema)
+    name = x509.Name(
+        [
+            x509.NameAttribute(NameOID.COMMON_NAME, f"D2R Cloud audit reports ({schema})"),
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "D2R Cloud"),
+        ]
+    )
+    # A deterministic certificate: same key, same serial and validity, same bytes.
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(ca_cert.subject)
+        .public_key(key.public_key())
+        .serial_number(_serial(key.public_key()))
+        .not_valid_before(_PDF_NOT_BEFORE)
+        .not_valid_after(_PDF_NOT_BEFORE + _PDF_VALIDITY)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(_key_usage(sign=True, ca=False), critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
     cert_pem = cert.public_bytes(serialization.Encoding.PEM)
-    key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                serialization.NoEncryption())
-    fingerprint = cert.fingerprint(hashes.SHA256()).hex()
-    return PdfSigningIdentity(key_pem=key_pem, cert_pem=cert_pem, fingerprint=fingerprint)
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    return PdfSigningIdentity(
+        key_pem=key_pem,
+        cert_pem=cert_pem,
+        ca_cert_pem=ca_cert.public_bytes(serialization.Encoding.PEM),
+        fingerprint=cert.fingerprint(hashes.SHA256()).hex(),
+    )

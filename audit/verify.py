@@ -3,7 +3,7 @@
 Needs no server and no database (and no Django): only :mod:`cryptography`, the
 ledger core next to it and, for PDFs, pyHanko. Usage::
 
-    d2r-verify BUNDLE_OR_PDF [--key VKEY ...] [--cert CERT.pem ...]
+    d2r-verify BUNDLE_OR_PDF [--key VKEY ...] [--cert CERT.pem ...] [--tsa-cert ROOT.pem ...]
     python -m audit.verify BUNDLE_OR_PDF ...
 
 Exit status 0 only if every check holds; otherwise 1 and the first broken thing
@@ -12,8 +12,12 @@ Exit status 0 only if every check holds; otherwise 1 and the first broken thing
 workspace); without it the keys inside the bundle are trusted, which proves
 internal consistency but not who signed — the output says so.
 
-Checks, in order: the PDF signature (whole file covered, digest intact, signer's
-certificate one of the trusted ones) and its embedded ``evidence.jws``; the JWS
+Checks, in order: the PDF signature (whole file covered — or followed only by PAdES
+validation data and document timestamps —, digest intact, signer's certificate one of
+the trusted ones or issued by one), its signature timestamp when present (imprint of
+the signature, token intact, TSA chained to a ``--tsa-cert`` root when given), the
+DSS and document timestamps (B-LT/B-LTA), the PAdES level reached, and its embedded
+``evidence.jws``; the JWS
 signature (EdDSA by a trusted key); every entry (dense sequence numbers, payload
 hash, recomputed entry hash, chain to the previous one); every signed tree head
 (note signature, origin, root recomputed from the entries) and the consistency
@@ -39,7 +43,13 @@ from cryptography.exceptions import InvalidSignature
 
 from audit.ledger.checkpoint import NoteError, VerifierKey, open_checkpoint
 from audit.ledger.entry import GENESIS_HASH, EntryFields, sha256_hex
-from audit.ledger.merkle import MerkleTree, ProofError, verify_consistency, verify_inclusion
+from audit.ledger.merkle import (
+    MerkleTree,
+    ProofError,
+    leaf_hashes,
+    verify_consistency,
+    verify_inclusion,
+)
 
 BUNDLE_FORMAT = "d2r-evidence-bundle/1"
 ATTACHMENT_NAME = "evidence.jws"
@@ -132,7 +142,8 @@ def verify_token(token: str | bytes, *, pinned_keys: Sequence[str] = (),
 
 
 def _verify_entries(entries: list[dict[str, Any]]) -> list[bytes]:
-    leaves = []
+    """Check sequence, payload hashes and chain; return the Merkle leaf hashes."""
+    encoded = []
     prev = GENESIS_HASH
     for index, e in enumerate(entries):
         where = f"entry {index}"
@@ -144,20 +155,22 @@ def _verify_entries(entries: list[dict[str, Any]]) -> list[bytes]:
                                                f"{index}")
             if sha256_hex(e["payload"]) != e["payload_sha256"]:
                 raise VerificationError(where, "payload does not match its payload_sha256")
-            fields = EntryFields(seq=seq, time=e["time"], actor=e["actor"], action=e["action"],
-                                 object_type=e["object_type"], object_id=e["object_id"],
-                                 payload_sha256=e["payload_sha256"], prev_hash=e["prev_hash"])
+            data = EntryFields(seq=seq, time=e["time"], actor=e["actor"], action=e["action"],
+                               object_type=e["object_type"], object_id=e["object_id"],
+                               payload_sha256=e["payload_sha256"],
+                               prev_hash=e["prev_hash"]).to_bytes()
         except (KeyError, TypeError) as exc:
             raise VerificationError(where, f"malformed entry ({exc})") from exc
         if e["prev_hash"] != prev:
             raise VerificationError(where, f"does not chain to entry {index - 1} "
                                            "(prev_hash differs from its hash)"
                                     if index else "first entry does not start from genesis")
-        if fields.entry_hash() != e["entry_hash"]:
+        if hashlib.sha256(data).hexdigest() != e["entry_hash"]:
             raise VerificationError(where, "fields do not match its entry_hash (entry altered)")
         prev = e["entry_hash"]
-        leaves.append(fields.leaf_hash())
-    return leaves
+        encoded.append(data)
+    hashes = leaf_hashes(encoded)
+    return [hashes[i : i + 32] for i in range(0, len(hashes), 32)]
 
 
 def verify_bundle_dict(bundle: dict[str, Any], keys: list[VerifierKey], report: Report) -> None:
@@ -250,66 +263,236 @@ def _embedded_files(reader: Any) -> dict[str, bytes]:
     return files
 
 
-def verify_pdf(data: bytes, *, pinned_keys: Sequence[str] = (),
-               pinned_certs: Sequence[bytes] = ()) -> Report:
-    """Verify a signed PDF report and the evidence bundle embedded in it."""
+def _load_certs(blobs: Sequence[bytes | str], where: str) -> list[Any]:
+    """asn1crypto certificates from PEM (one or several per blob) or DER."""
     from asn1crypto import pem, x509
-    from pyhanko.pdf_utils.reader import PdfFileReader
-    from pyhanko.sign.validation import validate_pdf_signature
-    from pyhanko.sign.validation.errors import SignatureValidationError
+
+    certs = []
+    for blob in blobs:
+        raw = blob if isinstance(blob, bytes) else blob.encode("ascii")
+        try:
+            ders = (
+                [der for _, _, der in pem.unarmor(raw, multiple=True)] if pem.detect(raw) else [raw]
+            )
+            certs.extend(x509.Certificate.load(der) for der in ders)
+        except ValueError as exc:
+            raise VerificationError(where, f"unreadable certificate: {exc}") from exc
+    return certs
+
+
+def _context(roots: Sequence[Any]) -> Any:
+    """An offline validation context: ``roots`` trusted, nothing fetched."""
     from pyhanko_certvalidator import ValidationContext
+
+    return ValidationContext(trust_roots=list(roots), allow_fetching=False)
+
+
+def _timestamp_token(sig: Any) -> Any | None:
+    """The SignedData of the signature's RFC 3161 signature timestamp, if any."""
+    attrs = sig.signer_info["unsigned_attrs"]
+    if attrs.native is None:
+        return None
+    for attr in attrs:
+        if attr["type"].native == "signature_time_stamp_token":
+            return attr["values"][0]["content"]
+    return None
+
+
+def _check_coverage(status: Any, where: str) -> None:
+    # After the signed revision only a DSS and document timestamps (PAdES B-LT/B-LTA
+    # maintenance) may follow; anything else is content added after signing.
+    coverage = getattr(status.coverage, "name", None)
+    if coverage == "ENTIRE_FILE":
+        return
+    level = getattr(status.modification_level, "name", None)
+    if coverage == "ENTIRE_REVISION" and level == "LTA_UPDATES":
+        return
+    raise VerificationError(
+        where,
+        f"does not cover the whole file (coverage {coverage}, "
+        f"later changes {level}): content was added after signing",
+    )
+
+
+def _check_signature_timestamp(
+    sig: Any, status: Any, where: str, *, pinned: bool, report: Report
+) -> bool:
+    """Check the signature timestamp (RFC 3161, PAdES B-T) when there is one."""
+    token = _timestamp_token(sig)
+    if token is None:
+        return False
+    where = f"{where} timestamp"
+    tst_info = token["encap_content_info"]["content"].parsed
+    imprint = tst_info["message_imprint"]
+    algorithm = imprint["hash_algorithm"]["algorithm"].native
+    try:
+        expected = hashlib.new(algorithm, sig.signer_info["signature"].native).digest()
+    except ValueError as exc:
+        raise VerificationError(where, f"unsupported imprint algorithm {algorithm}") from exc
+    if imprint["hashed_message"].native != expected:
+        raise VerificationError(
+            where, "imprint does not match the signature (timestamp taken over something else)"
+        )
+    ts = status.timestamp_validity
+    if ts is None or not ts.intact or not ts.valid:
+        raise VerificationError(where, "timestamp token signature does not verify")
+    if pinned and not ts.trusted:
+        raise VerificationError(
+            where,
+            "timestamp authority is not trusted (its certificate does not chain to a --tsa-cert)",
+        )
+    tsa = ts.signing_cert.subject.human_friendly if ts.signing_cert is not None else "?"
+    report.checks.append(
+        f"signature timestamp {ts.timestamp.isoformat()} by {tsa}: imprint "
+        f"matches the signature, token intact" + (", TSA trusted" if pinned else "")
+    )
+    return True
+
+
+def _dss_summary(reader: Any) -> tuple[int, int, int] | None:
+    """Certificates, CRLs and OCSP responses in the document security store, if any."""
+    try:
+        dss = reader.root["/DSS"]
+    except KeyError:
+        return None
+    certs, crls, ocsps = (len(dss.get(k, ())) for k in ("/Certs", "/CRLs", "/OCSPs"))
+    return certs, crls, ocsps
+
+
+def verify_pdf(
+    data: bytes,
+    *,
+    pinned_keys: Sequence[str] = (),
+    pinned_certs: Sequence[bytes] = (),
+    pinned_tsa_certs: Sequence[bytes] = (),
+) -> Report:
+    """Verify a signed PDF report and the evidence bundle embedded in it.
+
+    Also checks, when present, the signature timestamp (PAdES B-T), the validation data
+    (DSS, B-LT) and document timestamps (B-LTA), and reports the PAdES level reached.
+    ``pinned_tsa_certs`` are trusted timestamp-authority roots; without them
+    timestamps are only checked for integrity, and the report says so.
+    """
+    from pyhanko.pdf_utils.reader import PdfFileReader
+    from pyhanko.sign.validation import validate_pdf_signature, validate_pdf_timestamp
+    from pyhanko.sign.validation.errors import SignatureValidationError
 
     report = Report()
     try:
         reader = PdfFileReader(io.BytesIO(data), strict=False)
-        signatures = reader.embedded_signatures
+        embedded = reader.embedded_signatures
     except Exception as exc:  # any parser failure means a broken file
         raise VerificationError("pdf", f"unreadable PDF: {exc}") from exc
+    signatures = [s for s in embedded if s.sig_object_type != "/DocTimeStamp"]
+    doc_timestamps = [s for s in embedded if s.sig_object_type == "/DocTimeStamp"]
     if not signatures:
         raise VerificationError("pdf", "has no signature")
+    tsa_roots = _load_certs(pinned_tsa_certs, "--tsa-cert")
+    timestamped = []
     for sig in signatures:
         # Integrity first, with the signer's own certificate: trust is settled below.
         where = f"pdf signature {sig.field_name}"
+        token = _timestamp_token(sig)
+        own_tsa = list(token["certificates"]) if token is not None else []
         try:
             status = validate_pdf_signature(
-                sig, ValidationContext(trust_roots=[sig.signer_cert], allow_fetching=False))
+                sig,
+                _context([sig.signer_cert]),
+                ts_validation_context=_context(tsa_roots or [c.chosen for c in own_tsa]),
+            )
         except SignatureValidationError as exc:
             raise VerificationError(where, f"invalid: {exc}") from exc
         if not status.intact:
-            raise VerificationError(where, "document digest does not match (PDF edited after "
-                                           "signing)")
+            raise VerificationError(
+                where, "document digest does not match (PDF edited after signing)"
+            )
         if not status.valid:
             raise VerificationError(where, "cryptographic signature does not verify")
-        if status.coverage is None or status.coverage.name != "ENTIRE_FILE":
-            raise VerificationError(where, f"does not cover the whole file (coverage "
-                                           f"{getattr(status.coverage, 'name', None)}): "
-                                           "content was added after signing")
+        _check_coverage(status, where)
+        if _check_signature_timestamp(sig, status, where, pinned=bool(tsa_roots), report=report):
+            timestamped.append(sig)
+    dss = _dss_summary(reader)
+    if dss is not None:
+        report.checks.append(
+            f"validation data (DSS): {dss[0]} certificates, {dss[1]} CRLs, {dss[2]} OCSP responses"
+        )
+    for ts in doc_timestamps:
+        where = f"pdf document timestamp {ts.field_name}"
+        try:
+            own = [ts.signer_cert, *ts.other_embedded_certs]
+            ts_status = validate_pdf_timestamp(ts, _context(tsa_roots or own))
+        except SignatureValidationError as exc:
+            raise VerificationError(where, f"invalid: {exc}") from exc
+        if not ts_status.intact or not ts_status.valid:
+            raise VerificationError(
+                where, "timestamp token does not verify (PDF edited after timestamping)"
+            )
+        if tsa_roots and not ts_status.trusted:
+            raise VerificationError(
+                where,
+                "timestamp authority is not trusted (its certificate "
+                "does not chain to a --tsa-cert)",
+            )
+        _check_coverage(ts_status, where)
+        report.checks.append(
+            f"document timestamp {ts_status.timestamp.isoformat()}: covers the "
+            "signature and the validation data before it" + (", TSA trusted" if tsa_roots else "")
+        )
+    if (timestamped or doc_timestamps) and not tsa_roots:
+        report.notes.append(
+            "timestamps checked for integrity only; pin the timestamp "
+            "authority's root with --tsa-cert to trust their time"
+        )
     token = _embedded_files(reader).get(ATTACHMENT_NAME)
     if token is None:
         raise VerificationError("pdf", f"has no embedded {ATTACHMENT_NAME}")
     verify_token(token, pinned_keys=pinned_keys, report=report)
     assert report.bundle is not None
-    cert_pems = [c if isinstance(c, bytes) else c.encode() for c in pinned_certs] or [
-        c.encode("ascii") for c in report.bundle["keys"].get("pdf_certificates", [])]
-    trusted = set()
-    for blob in cert_pems:
-        der = pem.unarmor(blob)[2] if pem.detect(blob) else blob
-        trusted.add(hashlib.sha256(x509.Certificate.load(der).dump()).hexdigest())
+    trusted = _load_certs(
+        list(pinned_certs) or report.bundle["keys"].get("pdf_certificates", []), "pdf certificates"
+    )
+    fingerprints = {hashlib.sha256(c.dump()).hexdigest() for c in trusted}
     for sig in signatures:
-        if hashlib.sha256(sig.signer_cert.dump()).hexdigest() not in trusted:
-            raise VerificationError(f"pdf signature {sig.field_name}",
-                                    "signed by a certificate that is not trusted")
-    report.checks.insert(0, f"{len(signatures)} PDF signature(s): intact, whole file, "
-                            "trusted certificate")
+        if hashlib.sha256(sig.signer_cert.dump()).hexdigest() in fingerprints:
+            continue
+        # A pinned CA (the workspace's PDF CA) also vouches for the certificates it issued.
+        chained = validate_pdf_signature(sig, _context(trusted), skip_diff=True)
+        if not chained.trusted:
+            raise VerificationError(
+                f"pdf signature {sig.field_name}", "signed by a certificate that is not trusted"
+            )
+    report.checks.insert(
+        0,
+        f"{len(signatures)} PDF signature(s): intact, whole file (PAdES "
+        "updates aside), trusted certificate",
+    )
+    level = "B-B"
+    if signatures and len(timestamped) == len(signatures):
+        level = "B-T"
+        if dss is not None and (dss[1] or dss[2]):
+            level = "B-LT"
+            if doc_timestamps:
+                level = "B-LTA"
+    report.checks.insert(1, f"PAdES {level}")
     return report
 
 
-def verify_path(path: Path, *, pinned_keys: Sequence[str] = (),
-                pinned_certs: Sequence[bytes] = ()) -> Report:
+def verify_path(
+    path: Path,
+    *,
+    pinned_keys: Sequence[str] = (),
+    pinned_certs: Sequence[bytes] = (),
+    pinned_tsa_certs: Sequence[bytes] = (),
+) -> Report:
     """Verify a bundle (``.jws``/``.json``) or a PDF, chosen by its first bytes."""
     data = path.read_bytes()
     if data.startswith(b"%PDF"):
-        return verify_pdf(data, pinned_keys=pinned_keys, pinned_certs=pinned_certs)
+        return verify_pdf(
+            data,
+            pinned_keys=pinned_keys,
+            pinned_certs=pinned_certs,
+            pinned_tsa_certs=pinned_tsa_certs,
+        )
     return verify_token(data, pinned_keys=pinned_keys)
 
 
@@ -317,14 +500,34 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Console entry point: print the checks or the first failure; return the exit code."""
     parser = argparse.ArgumentParser(prog="d2r-verify", description=__doc__.splitlines()[0])
     parser.add_argument("path", type=Path, help="evidence bundle (.jws) or signed PDF report")
-    parser.add_argument("--key", action="append", default=[],
-                        help="trusted log key (signed-note verifier key); repeatable")
-    parser.add_argument("--cert", action="append", default=[], type=Path,
-                        help="trusted PDF signing certificate (PEM); repeatable")
+    parser.add_argument(
+        "--key",
+        action="append",
+        default=[],
+        help="trusted log key (signed-note verifier key); repeatable",
+    )
+    parser.add_argument(
+        "--cert",
+        action="append",
+        default=[],
+        type=Path,
+        help="trusted PDF signing certificate (PEM); repeatable",
+    )
+    parser.add_argument(
+        "--tsa-cert",
+        action="append",
+        default=[],
+        type=Path,
+        help="trusted timestamp authority root (PEM); repeatable",
+    )
     args = parser.parse_args(argv)
     try:
-        report = verify_path(args.path, pinned_keys=args.key,
-                             pinned_certs=[p.read_bytes() for p in args.cert])
+        report = verify_path(
+            args.path,
+            pinned_keys=args.key,
+            pinned_certs=[p.read_bytes() for p in args.cert],
+            pinned_tsa_certs=[p.read_bytes() for p in args.tsa_cert],
+        )
     except VerificationError as exc:
         print(f"FAILED {exc.where}: {exc.why}")
         return 1

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 
 from d2r.env import ROOT, env_bool, env_int, env_list, env_secret, env_str
 
@@ -340,8 +341,29 @@ AUDIT_SIGNING_KEY = env_secret("AUDIT_SIGNING_KEY", "")
 # Former root secrets, comma-separated: checkpoints are co-signed during a rotation.
 AUDIT_SIGNING_KEYS_PREVIOUS = env_list("AUDIT_SIGNING_KEYS_PREVIOUS", "")
 AUDIT_ORIGIN_PREFIX = env_str("AUDIT_ORIGIN_PREFIX", f"{BASE_DOMAIN}/audit")
-# RFC 3161 timestamp authority for PAdES B-T signatures of PDF reports (empty: B-B).
+# PAdES level of signed PDF reports (ADR 0004): B-B (signature only), B-T (+ RFC 3161
+# signature timestamp), B-LT (+ DSS: certificates and CRLs), B-LTA (+ document
+# timestamp). Default: B-LTA when a timestamp authority and its roots are configured,
+# B-T with a timestamp authority only, else B-B.
+# RFC 3161 timestamp authority (HTTP(S) URL) for B-T and above.
 AUDIT_TSA_URL = env_str("AUDIT_TSA_URL", "")
+# PEM file with the TSA's root certificate(s): the TSA's chain is validated against it
+# when signing B-LT/B-LTA, and its revocation data fetched from the URLs in that chain.
+AUDIT_TSA_ROOTS_FILE = env_str("AUDIT_TSA_ROOTS_FILE", "")
+AUDIT_TSA_TIMEOUT_SECONDS = env_int("AUDIT_TSA_TIMEOUT_SECONDS", 10)
+AUDIT_PDF_PADES_LEVEL = env_str(
+    "AUDIT_PDF_PADES_LEVEL",
+    ("B-LTA" if AUDIT_TSA_ROOTS_FILE else "B-T") if AUDIT_TSA_URL else "B-B",
+)
+if AUDIT_PDF_PADES_LEVEL not in {"B-B", "B-T", "B-LT", "B-LTA"}:
+    raise ImproperlyConfigured("AUDIT_PDF_PADES_LEVEL must be B-B, B-T, B-LT or B-LTA.")
+if AUDIT_PDF_PADES_LEVEL != "B-B" and not AUDIT_TSA_URL:
+    raise ImproperlyConfigured(f"PAdES {AUDIT_PDF_PADES_LEVEL} needs AUDIT_TSA_URL.")
+if AUDIT_PDF_PADES_LEVEL in {"B-LT", "B-LTA"} and not AUDIT_TSA_ROOTS_FILE:
+    raise ImproperlyConfigured(
+        f"PAdES {AUDIT_PDF_PADES_LEVEL} needs AUDIT_TSA_ROOTS_FILE "
+        "(the timestamp authority's root certificates, PEM)."
+    )
 
 # --- Scan ingestion (issue 4; inspections.ingest) ---------------------------------------
 # Bytes per S3 multipart part: the web process holds at most one part per upload.
