@@ -16,6 +16,7 @@ from accounts import events
 from accounts.credentials import CredentialError, access_token_issue, hash_secret
 from accounts.models import ApiKey, RefreshToken
 from accounts.permissions import user_role
+from audit import tracking
 
 
 @dataclass(frozen=True)
@@ -120,7 +121,16 @@ def token_revoke_all(*, user: Any) -> int:
 
 
 def api_key_revoke(*, api_key_id: int, actor: str) -> None:
-    """Revoke a key; it is refused from the next request on (no cache in between)."""
-    with transaction.atomic():
-        ApiKey.objects.filter(pk=api_key_id, revoked_at=None).update(revoked_at=timezone.now())
-        events.auth_event("api_key.revoke", actor=actor, subject_id=api_key_id)
+    """Revoke a key; it is refused from the next request on (no cache in between).
+
+    Idempotent: revoking a revoked key changes nothing (the event is still recorded).
+    The row is saved, not bulk-updated, so its change goes into the event's payload.
+    """
+    with transaction.atomic(), tracking.recorded_by_caller(ApiKey) as changes:
+        key = ApiKey.objects.select_for_update().filter(pk=api_key_id, revoked_at=None).first()
+        if key is not None:
+            key.revoked_at = timezone.now()
+            key.save(update_fields=["revoked_at"])
+        events.auth_event(
+            "api_key.revoke", actor=actor, subject_id=api_key_id, rows=tracking.rows(changes)
+        )

@@ -162,9 +162,19 @@ def certificate_issue(*, device_id: int, csr_pem: str) -> DeviceCertificate:
 
 
 def certificate_revoke(*, certificate_id: int) -> None:
-    DeviceCertificate.objects.filter(pk=certificate_id, revoked_at=None).update(
-        revoked_at=timezone.now()
-    )
+    """Revoke a certificate (idempotent); it is in the next CRL.
+
+    The row is saved, not bulk-updated, so the change is logged (audit.tracking).
+    """
+    with transaction.atomic():
+        row = (
+            DeviceCertificate.objects.select_for_update()
+            .filter(pk=certificate_id, revoked_at=None)
+            .first()
+        )
+        if row is not None:
+            row.revoked_at = timezone.now()
+            row.save(update_fields=["revoked_at"])
 
 
 def crl_pem() -> str:

@@ -20,6 +20,7 @@ from django.db.models import F, Max, Q
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from audit import tracking
 from audit.services import RunReceiptData, audit_append, receipt_create
 from d2r.realtime import Event, publish
 from quality.evaluation import ALGORITHM_NAME, ALGORITHM_VERSION, ContractError, ContractSpec
@@ -97,7 +98,8 @@ def contract_create(*, asset_id: int, spec: dict[str, Any], name: str = "default
         raise QcProblem("validation-error", "a contract naming regions needs cad_revision")
     for _ in range(3):
         try:
-            with transaction.atomic():
+            # One entry, qc.contract.created: the tracker's would repeat it.
+            with transaction.atomic(), tracking.recorded_by_caller(ToleranceContract):
                 top = ToleranceContract.objects.filter(asset_id=asset_id, name=name).aggregate(
                     v=Max("version"))["v"] or 0
                 contract = ToleranceContract.objects.create(

@@ -25,11 +25,13 @@ TENANTS = {"alpha": "alpha.localhost", "beta": "beta.localhost"}
 def django_db_setup(django_db_blocker: pytest.FixtureRequest) -> Iterator[None]:
     from django.core.cache import cache
 
+    from audit import tracking
     from tenants import dbroles, services
 
     cache.clear()  # the tests' own Redis database; a previous run may have left keys
     with django_db_blocker.unblock():  # type: ignore[attr-defined]
-        with privileged():
+        # Fixtures, not changes under test: the workspaces' logs start empty.
+        with privileged(), tracking.paused():
             connection.creation.create_test_db(verbosity=0, autoclobber=True, keepdb=False)
             dbroles.platform_roles_sync()
             services.plans_ensure_defaults()
@@ -59,9 +61,15 @@ class TenantUser:
 
 def make_user(schema: str, *, perms: list[str] | None = None, superuser: bool = False,
               name: str = "user", role: str | None = None) -> TenantUser:
-    """A user of workspace `schema`, logged in with a client on that workspace's host."""
+    """A user of workspace `schema`, logged in with a client on that workspace's host.
+
+    A fixture: its rows are not logged (audit.tracking), so tests see only their own
+    entries; changes under test go through the API or the admin.
+    """
+    from audit import tracking
+
     host = TENANTS[schema]
-    with schema_context(schema):
+    with schema_context(schema), tracking.paused():
         user = get_user_model().objects.create_user(
             username=f"{name}@{schema}.test", password="a-long-test-password",
             is_superuser=superuser, is_staff=superuser,

@@ -15,12 +15,12 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
 from django.db.models import Max
 
+from audit import tracking
 from audit.services import audit_append
 from twins.models import CadRevision
 
@@ -45,6 +45,8 @@ class CadRefused(ValueError):
 
 
 def _load(path: Path, fmt: str) -> Any:
+    import numpy as np
+
     from inspections.geometry.mesh import MeshError, mesh_from_arrays, mesh_load
 
     try:
@@ -85,6 +87,9 @@ def cad_revision_create(
     every triangle degenerate). Implausible sizes for the declared units, open
     boundaries, non-manifold edges and dropped degenerate triangles are `warnings`.
     """
+    # numpy and the geometry code load with the first CAD file, not with the web process.
+    import numpy as np
+
     from inspections.geometry.mesh import mesh_face_regions, mesh_from_arrays, mesh_inspect
 
     suffix = Path(filename).suffix.lower()
@@ -137,7 +142,8 @@ def cad_revision_create(
     )
     for _ in range(3):  # two uploads for one asset at once: retry the number
         try:
-            with transaction.atomic():
+            # One entry, twins.cad_revision.created: the tracker's would repeat it.
+            with transaction.atomic(), tracking.recorded_by_caller(CadRevision):
                 top = CadRevision.objects.filter(asset_id=asset_id).aggregate(n=Max("number"))
                 revision = CadRevision.objects.create(
                     id=revision_id, asset_id=asset_id, number=(top["n"] or 0) + 1, **fields)

@@ -25,6 +25,7 @@ from accounts.roles import Role
 from accounts.sso.crypto import secret_decrypt, secret_encrypt
 from accounts.sso.errors import SsoRefusal
 from accounts.sso.selectors import sso_role_resolve
+from audit import tracking
 
 MAX_METADATA_BYTES = 2 * 1024 * 1024
 REPLAY_MIN_SECONDS = 300
@@ -51,7 +52,7 @@ def sso_configuration_save(*, configuration: SsoConfiguration, client_secret: st
     all of them were issued to password logins; browser sessions are refused by
     `SsoRequiredMiddleware` on their next request.
     """
-    with transaction.atomic():
+    with transaction.atomic(), tracking.recorded_by_caller(SsoConfiguration) as changes:
         previous = SsoConfiguration.objects.select_for_update().filter(pk=1).first()
         configuration.pk = 1
         if client_secret:
@@ -69,7 +70,8 @@ def sso_configuration_save(*, configuration: SsoConfiguration, client_secret: st
             sso_required=configuration.sso_required,
             saml_idp_entity_id=configuration.saml_idp_entity_id,
             oidc_issuer=configuration.oidc_issuer,
-            client_secret_changed=bool(client_secret), refresh_tokens_revoked=revoked)
+            client_secret_changed=bool(client_secret), refresh_tokens_revoked=revoked,
+            rows=tracking.rows(changes))
     return configuration
 
 
@@ -133,14 +135,15 @@ def sso_user_provision(*, claims: SsoClaims, role_map: list[list[str]],
     asserted e-mail (unless the IdP says it is unverified); else a new user with an
     unusable password. The role is re-mapped on every login (a person removed from an
     IdP group loses the role at their next login); owners are never changed by SSO.
-    Idempotent per login; one transaction with the `sso.login` event. Raises SsoRefusal.
+    Idempotent per login; one transaction with the `sso.login` event, which carries the
+    user's and the membership's changes. Raises SsoRefusal.
     """
     if not claims.subject:
         raise SsoRefusal("no-identity", actor=claims.actor)
     role = sso_role_resolve(role_map, claims.groups, default_role)
     user_model = get_user_model()
     email = claims.email.strip().lower()
-    with transaction.atomic():
+    with transaction.atomic(), tracking.recorded_by_caller(user_model, Membership) as changes:
         identity = (SsoIdentity.objects.select_for_update().select_related("user")
                     .filter(protocol=claims.protocol, issuer=claims.issuer,
                             subject=claims.subject).first())
@@ -185,7 +188,8 @@ def sso_user_provision(*, claims: SsoClaims, role_map: list[list[str]],
         Membership.objects.update_or_create(user=user, defaults={"role": role})
         events.auth_event("sso.login", actor=user.username, subject_id=user.pk,
                           protocol=claims.protocol, issuer=claims.issuer, role=str(role),
-                          previous_role=previous_role, user_created=created)
+                          previous_role=previous_role, user_created=created,
+                          rows=tracking.rows(changes))
     return user
 
 
@@ -199,7 +203,8 @@ def sso_failure_record(*, protocol: str, refusal: SsoRefusal, ip: str = "") -> N
 
 def sso_configuration_delete(*, actor: str) -> None:
     """Remove the workspace's SSO (password logins work again for everyone)."""
-    with transaction.atomic():
+    with transaction.atomic(), tracking.recorded_by_caller(SsoConfiguration) as changes:
         deleted, _ = SsoConfiguration.objects.filter(pk=1).delete()
         if deleted:
-            events.auth_event("sso.configure", actor=actor, subject_id=1, deleted=True)
+            events.auth_event("sso.configure", actor=actor, subject_id=1, deleted=True,
+                              rows=tracking.rows(changes))

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db import connection
-from rest_framework import permissions, viewsets
+from django.db import connection, transaction
+from rest_framework import permissions, serializers, viewsets
 from rest_framework.exceptions import NotFound
 from rest_framework.request import Request
 
@@ -40,3 +40,19 @@ class TenantModelViewSet(TenantScopedMixin, viewsets.ModelViewSet):  # type: ign
     """
 
     permission_classes = [DenyAll]
+
+    # Each write is one transaction, so the row and its audit entry (audit.tracking)
+    # commit together or not at all. (A comment: the docstring is the resources' OpenAPI
+    # description.)
+
+    def perform_create(self, serializer: serializers.BaseSerializer[Any]) -> None:
+        with transaction.atomic():
+            super().perform_create(serializer)
+
+    def perform_update(self, serializer: serializers.BaseSerializer[Any]) -> None:
+        with transaction.atomic():
+            super().perform_update(serializer)
+
+    def perform_destroy(self, instance: Any) -> None:
+        with transaction.atomic():
+            super().perform_destroy(instance)

@@ -115,9 +115,15 @@ def test_login_provisions_the_user_with_the_mapped_role_and_updates_it(idp: Saml
         assert not user.has_usable_password()
         assert Membership.objects.get(user=user).role == "qc_manager"
     assert client.get("/api/v1/me").json()["role"] == "qc_manager"
-    assert audit_events("alpha", "sso.login")[-1] | {"actor": "-"} == {
+    event = audit_events("alpha", "sso.login")[-1]
+    rows = event.pop("rows")  # the provisioned rows, in the login's one entry
+    assert event | {"actor": "-"} == {
         "actor": "-", "protocol": "saml", "issuer": IDP_ENTITY_ID, "role": "qc_manager",
         "previous_role": None, "user_created": True}
+    assert [(r["action"], r["object_id"]) for r in rows] == [
+        ("config.user.created", str(user.pk)), ("config.membership.created",
+                                                str(user.membership.pk))]
+    assert rows[0]["changes"]["password"]["new"].startswith("[redacted sha256:")
 
     # The IdP moves Ada to the admins group: her role follows at the next login.
     again = Client(HTTP_HOST="alpha.localhost")

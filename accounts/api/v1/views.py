@@ -25,6 +25,7 @@ from accounts.permissions import needs, request_allows, user_role
 from accounts.roles import ROLE_CAPABILITIES, Capability, Role
 from accounts.sso.policy import password_login_refused
 from accounts.throttling import AuthRateThrottle, PlanRateThrottle
+from audit import tracking
 from d2r.api.views import TenantScopedMixin
 
 
@@ -205,7 +206,7 @@ class ApiKeyViewSet(
         role = Role(data.validated_data["role"])
         if not ROLE_CAPABILITIES[role] <= _caller_capabilities(request):
             raise PermissionDenied("You cannot create a key with more rights than your own.")
-        with transaction.atomic():
+        with transaction.atomic(), tracking.recorded_by_caller(ApiKey) as changes:
             issued = api_key_issue(
                 schema=connection.schema_name,
                 name=data.validated_data["name"],
@@ -219,6 +220,7 @@ class ApiKeyViewSet(
                 actor=str(request.user),
                 subject_id=issued.api_key_id,
                 role=role.value,
+                rows=tracking.rows(changes),
             )
         row = ApiKey.objects.get(pk=issued.api_key_id)
         body = s.ApiKeySerializer(row).data | {"key": issued.key}

@@ -10,7 +10,9 @@ from django_tenants.utils import tenant_context
 
 from accounts import events
 from accounts.credentials import api_key_issue
+from accounts.models import ApiKey
 from accounts.roles import Capability, Role
+from audit import tracking
 from tenants.models import Tenant
 
 
@@ -29,10 +31,12 @@ class Command(BaseCommand):
         tenant = Tenant.objects.filter(schema_name=options["tenant"]).first()
         if tenant is None or tenant.status != Tenant.Status.ACTIVE:
             raise CommandError(f"No active workspace {options['tenant']!r}.")
-        with tenant_context(tenant), transaction.atomic():
+        with tenant_context(tenant), transaction.atomic(), \
+                tracking.recorded_by_caller(ApiKey) as changes:
             issued = api_key_issue(schema=tenant.schema_name, name=options["name"],
                                    role=options["role"], scopes=options["scope"])
-            events.auth_event("api_key.create", actor="manage.py", subject_id=issued.api_key_id)
+            events.auth_event("api_key.create", actor="manage.py", subject_id=issued.api_key_id,
+                              role=options["role"], rows=tracking.rows(changes))
         self.stdout.write(issued.key)
         self.stderr.write(f"Key {issued.prefix} for {tenant.schema_name} ({options['role']}); "
                           "store it now, it is not shown again.")
