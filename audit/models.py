@@ -72,12 +72,15 @@ class LogKey(models.Model):
 
     ``kind`` ``note``: an Ed25519 signed-note verifier key (``name+keyid+base64``), used
     for tree heads and evidence bundles. ``kind`` ``pdf``: the X.509 certificate (PEM)
-    that signs PDF reports. Private keys are never stored here (ADR 0004).
+    that signs PDF reports; ``pdf_ca``: the workspace's PDF CA certificate that issued it
+    (what auditors pin to trust every report, whatever its certificate). Private keys are
+    never stored here (ADR 0004).
     """
 
     class Kind(models.TextChoices):
         NOTE = "note"
         PDF = "pdf"
+        PDF_CA = "pdf_ca"
 
     kind = models.CharField(max_length=10, choices=Kind.choices)
     key_id = models.CharField(max_length=64)

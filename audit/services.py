@@ -14,6 +14,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
 from django.db import connection, transaction
 from django.db.models import Max
 from django.utils import timezone
@@ -146,10 +148,14 @@ def _note_keys_ensure() -> list[str]:
 
 
 def pdf_key_ensure() -> keys.PdfSigningIdentity:
-    """Record the workspace's PDF signing certificate (idempotent) and return the identity."""
+    """Record the workspace's PDF certificate and its CA (idempotent); return the identity."""
     identity = keys.pdf_identity()
     LogKey.objects.get_or_create(kind=LogKey.Kind.PDF, key_id=identity.fingerprint,
                                  defaults={"public": identity.cert_pem.decode("ascii")})
+    ca_fingerprint = x509.load_pem_x509_certificate(identity.ca_cert_pem).fingerprint(
+        hashes.SHA256()).hex()
+    LogKey.objects.get_or_create(kind=LogKey.Kind.PDF_CA, key_id=ca_fingerprint,
+                                 defaults={"public": identity.ca_cert_pem.decode("ascii")})
     return identity
 
 

@@ -43,6 +43,7 @@ from pyhanko_certvalidator.registry import SimpleTrustManager
 from audit import exports, keys, verify
 from tests.audit.test_exports import _export, _note_key
 from tests.audit.tsa import QUERY_TYPE, TestTimestampAuthority
+from tests.conftest import make_user
 
 pytestmark = pytest.mark.django_db
 ROOT = Path(__file__).resolve().parents[2]
@@ -191,8 +192,11 @@ def test_unpinned_timestamp_is_checked_for_integrity_and_said_so(
 def test_pinning_the_workspace_pdf_ca_trusts_the_certificates_it_issued() -> None:
     # B-B, the default: the signer's certificate is issued by the workspace's PDF CA.
     _, pdf = _export("pdf")
+    # The auditor takes the CA from the workspace's published keys.
+    published = make_user("alpha", role="auditor", name="ca").client.get("/api/v1/audit/keys")
+    ca_pem = next(k["public"] for k in published.json() if k["kind"] == "pdf_ca").encode()
     with schema_context("alpha"):
-        ca_pem = keys.pdf_identity().ca_cert_pem
+        assert ca_pem == keys.pdf_identity().ca_cert_pem
     with schema_context("beta"):
         other_ca_pem = keys.pdf_identity().ca_cert_pem
     report = verify.verify_pdf(pdf, pinned_keys=[_note_key()], pinned_certs=[ca_pem])
