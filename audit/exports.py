@@ -32,18 +32,35 @@ DOCUMENT_TIMESTAMP_FIELD = "D2RAuditDocumentTimestamp"
 
 
 def bundle_build(
-    *, receipt: Receipt | None = None, progress: Callable[[int], None] | None = None
+    *,
+    receipt: Receipt | None = None,
+    seq_range: tuple[int, int] | None = None,
+    progress: Callable[[int], None] | None = None,
 ) -> dict[str, Any]:
-    """The evidence bundle of the whole log up to its latest signed tree head.
+    """The evidence bundle of the log up to its latest signed tree head.
 
-    Holds every entry (with its payload), every signed tree head and the consistency
-    proofs between consecutive heads, every receipt with its inclusion proof in the
-    latest head, and every public key the log has used. ``receipt`` marks the subject.
+    Holds the entries (with their payloads), every signed tree head and the consistency
+    proofs between consecutive heads, the receipts of those entries with their inclusion
+    proofs in the latest head, and every public key the log has used. ``receipt`` marks
+    the subject.
+
+    ``seq_range`` ``(start, end)`` scopes it to entries ``start .. end-1`` (clipped to
+    the latest head), proven by a compact range proof to the latest head instead of by
+    the whole log: a period's or one inspection's evidence stays small however long the
+    log grows. Without it the bundle holds every entry.
     """
     heads = list(selectors.tree_head_list())
+    latest = heads[-1] if heads else None
+    entries_query = selectors.entry_list()
+    scope = None
+    if seq_range is not None:
+        start, end = seq_range[0], min(seq_range[1], latest.size if latest else 0)
+        end = max(start, end)
+        entries_query = entries_query.filter(seq__gte=start, seq__lt=end)
+        scope = {"from_seq": start, "to_seq": end}
     entries = []
-    total = max(1, selectors.entry_list().count())
-    for i, entry in enumerate(selectors.entry_list().iterator(chunk_size=5000)):
+    total = max(1, entries_query.count())
+    for i, entry in enumerate(entries_query.iterator(chunk_size=5000)):
         entries.append(
             {
                 "seq": entry.seq,
@@ -60,19 +77,33 @@ def bundle_build(
         )
         if progress and i % 5000 == 4999:
             progress(i * 80 // total)
-    latest = heads[-1] if heads else None
-    # Not strict: an export of a damaged log still carries what is there, as evidence.
-    tree = selectors.log_tree(latest.size, strict=False) if latest else None
+    if latest is None:
+        tree = None
+    elif scope is None:
+        # Not strict: an export of a damaged log still carries what is there, as evidence.
+        tree = selectors.log_tree(latest.size, strict=False)
+    else:
+        tree = selectors.stored_tree(latest.size)  # O(log n) rows per proof
     consistency = []
     for old, new in itertools.pairwise(heads):
         if tree is not None and old.size <= new.size <= tree.size:
             try:
                 proof = [h.hex() for h in tree.consistency_proof(old.size, new.size)]
-            except ValueError:
+            except (ValueError, LookupError):
                 proof = []
             consistency.append({"old_size": old.size, "new_size": new.size, "proof": proof})
+    range_proof = None
+    if scope is not None and tree is not None and scope["from_seq"] < scope["to_seq"]:
+        range_proof = {
+            "tree_size": tree.size,
+            "proof": [h.hex() for h in tree.range_proof(scope["from_seq"], scope["to_seq"])],
+        }
     receipts = []
-    for item in selectors.receipt_list().order_by("entry__seq"):
+    in_scope = selectors.receipt_list().order_by("entry__seq")
+    if scope is not None:
+        in_scope = in_scope.filter(entry__seq__gte=scope["from_seq"],
+                                   entry__seq__lt=scope["to_seq"])
+    for item in in_scope:
         inclusion = None
         if tree is not None and latest is not None and item.entry.seq < tree.size == latest.size:
             inclusion = {
@@ -91,7 +122,7 @@ def bundle_build(
     public_keys = list(selectors.log_key_list())
     if progress:
         progress(100)
-    return {
+    bundle = {
         "format": BUNDLE_FORMAT,
         "workspace": connection.schema_name,
         "origin": keys.log_origin(),
@@ -106,6 +137,10 @@ def bundle_build(
         "entries": entries,
         "receipts": receipts,
     }
+    if scope is not None:
+        bundle["scope"] = scope
+        bundle["range_proof"] = range_proof
+    return bundle
 
 
 def bundle_sign(bundle: dict[str, Any]) -> str:

@@ -37,7 +37,8 @@ class Entry(models.Model):
 
     class Meta:
         ordering = ["seq"]
-        indexes = [models.Index(fields=["object_type", "object_id"], name="audit_entry_object")]
+        indexes = [models.Index(fields=["object_type", "object_id"], name="audit_entry_object"),
+                   models.Index(fields=["time"], name="audit_entry_time")]
         constraints = [models.CheckConstraint(condition=models.Q(seq__gte=0),
                                               name="audit_entry_seq_non_negative")]
 
@@ -162,6 +163,10 @@ class ExportJob(models.Model):
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
     progress = models.PositiveSmallIntegerField(default=0)
     receipt = models.ForeignKey(Receipt, null=True, blank=True, on_delete=models.PROTECT)
+    # The scope (audit.exports.bundle_build): a period [from_time, to_time) of the log, the
+    # receipt's own entry when only a receipt is given, else the whole log.
+    from_time = models.DateTimeField(null=True, blank=True)
+    to_time = models.DateTimeField(null=True, blank=True)
     requested_by = models.CharField(max_length=200)
     file_name = models.CharField(max_length=300, blank=True)
     sha256 = models.CharField(max_length=64, blank=True)

@@ -17,7 +17,7 @@ from typing import Any
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from django.db import connection, transaction
-from django.db.models import Max
+from django.db.models import Max, Min
 from django.utils import timezone
 
 from audit import keys, selectors
@@ -249,24 +249,53 @@ def receipt_create(*, data: RunReceiptData, actor: str) -> Receipt:
     return receipt
 
 
-def export_request(*, kind: str, requested_by: str, receipt_id: str | None = None) -> ExportJob:
-    """Record an export job, log the request, and enqueue it after commit."""
+def export_request(*, kind: str, requested_by: str, receipt_id: str | None = None,
+                   from_time: dt.datetime | None = None,
+                   to_time: dt.datetime | None = None) -> ExportJob:
+    """Record an export job, log the request, and enqueue it after commit.
+
+    Scope: the period ``[from_time, to_time)`` when either is given (open-ended on the
+    other side), else the receipt's own entry when a receipt is given, else the whole log.
+    """
     from audit.tasks import export_run_task
 
     if kind not in ExportJob.Kind.values:
         raise ValueError(f"unknown export kind {kind!r}")
+    if from_time and to_time and from_time >= to_time:
+        raise ValueError("from_time must be before to_time")
     with transaction.atomic():
         receipt = Receipt.objects.get(pk=receipt_id) if receipt_id else None
-        job = ExportJob.objects.create(kind=kind, requested_by=requested_by, receipt=receipt)
+        job = ExportJob.objects.create(kind=kind, requested_by=requested_by, receipt=receipt,
+                                       from_time=from_time, to_time=to_time)
         audit_append(action="audit.export.requested", actor=requested_by,
                      object_type="audit.ExportJob", object_id=job.pk,
-                     payload={"kind": kind, "receipt": receipt_id})
+                     payload={"kind": kind, "receipt": receipt_id,
+                              "from_time": from_time.isoformat() if from_time else None,
+                              "to_time": to_time.isoformat() if to_time else None})
         transaction.on_commit(lambda: export_run_task.delay(job.pk))
     return job
 
 
 def _export_progress(job_id: int, progress: int) -> None:
     ExportJob.objects.filter(pk=job_id).update(progress=progress)
+
+
+def _export_range(job: ExportJob) -> tuple[int, int] | None:
+    """The entries an export covers (see ``export_request``); None for the whole log."""
+    if job.from_time is None and job.to_time is None:
+        if job.receipt_id is None:
+            return None
+        seq = Receipt.objects.values_list("entry_id", flat=True).get(pk=job.receipt_id)
+        return seq, seq + 1
+    entries = Entry.objects.all()
+    if job.from_time is not None:
+        entries = entries.filter(time__gte=job.from_time)
+    if job.to_time is not None:
+        entries = entries.filter(time__lt=job.to_time)
+    bounds = entries.aggregate(first=Min("seq"), last=Max("seq"))
+    if bounds["first"] is None:
+        return 0, 0  # nothing in the period: the bundle carries the heads only
+    return bounds["first"], bounds["last"] + 1
 
 
 def export_run(*, job_id: int) -> ExportJob:
@@ -293,8 +322,9 @@ def export_run(*, job_id: int) -> ExportJob:
         # The PDF certificate is recorded first, so the bundle inside the PDF lists it.
         identity = pdf_key_ensure() if job.kind == ExportJob.Kind.PDF else None
         _export_progress(job_id, 20)
-        bundle = exports.bundle_build(receipt=job.receipt, progress=lambda p: _export_progress(
-            job_id, 20 + p * 50 // 100))
+        bundle = exports.bundle_build(
+            receipt=job.receipt, seq_range=_export_range(job),
+            progress=lambda p: _export_progress(job_id, 20 + p * 50 // 100))
         token = exports.bundle_sign(bundle)
         if job.kind == ExportJob.Kind.JSON:
             content, name = token.encode("ascii"), f"audit/exports/{job.pk}-evidence.jws"

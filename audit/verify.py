@@ -32,6 +32,7 @@ import base64
 import binascii
 import hashlib
 import io
+import itertools
 import json
 import sys
 from collections.abc import Sequence
@@ -46,9 +47,11 @@ from audit.ledger.entry import GENESIS_HASH, EntryFields, sha256_hex
 from audit.ledger.merkle import (
     MerkleTree,
     ProofError,
+    RootMismatchError,
     leaf_hashes,
     verify_consistency,
     verify_inclusion,
+    verify_range,
 )
 
 BUNDLE_FORMAT = "d2r-evidence-bundle/1"
@@ -141,18 +144,23 @@ def verify_token(token: str | bytes, *, pinned_keys: Sequence[str] = (),
     return report
 
 
-def _verify_entries(entries: list[dict[str, Any]]) -> list[bytes]:
-    """Check sequence, payload hashes and chain; return the Merkle leaf hashes."""
+def _verify_entries(entries: list[dict[str, Any]], start: int = 0) -> list[bytes]:
+    """Check sequence, payload hashes and chain; return the Merkle leaf hashes.
+
+    ``start`` is the sequence number of the first entry (a scoped bundle): its own
+    ``prev_hash`` is then bound by its entry hash and the range proof, not by the chain.
+    """
     encoded = []
-    prev = GENESIS_HASH
+    prev = GENESIS_HASH if start == 0 else None
     for index, e in enumerate(entries):
-        where = f"entry {index}"
+        position = start + index
+        where = f"entry {position}"
         try:
             seq = e["seq"]
-            if seq != index:
-                why = "missing" if isinstance(seq, int) and seq > index else "out of order"
+            if seq != position:
+                why = "missing" if isinstance(seq, int) and seq > position else "out of order"
                 raise VerificationError(where, f"{why}: found sequence number {seq} at position "
-                                               f"{index}")
+                                               f"{position}")
             if sha256_hex(e["payload"]) != e["payload_sha256"]:
                 raise VerificationError(where, "payload does not match its payload_sha256")
             data = EntryFields(seq=seq, time=e["time"], actor=e["actor"], action=e["action"],
@@ -161,10 +169,10 @@ def _verify_entries(entries: list[dict[str, Any]]) -> list[bytes]:
                                prev_hash=e["prev_hash"]).to_bytes()
         except (KeyError, TypeError) as exc:
             raise VerificationError(where, f"malformed entry ({exc})") from exc
-        if e["prev_hash"] != prev:
-            raise VerificationError(where, f"does not chain to entry {index - 1} "
+        if prev is not None and e["prev_hash"] != prev:
+            raise VerificationError(where, f"does not chain to entry {position - 1} "
                                            "(prev_hash differs from its hash)"
-                                    if index else "first entry does not start from genesis")
+                                    if position else "first entry does not start from genesis")
         if hashlib.sha256(data).hexdigest() != e["entry_hash"]:
             raise VerificationError(where, "fields do not match its entry_hash (entry altered)")
         prev = e["entry_hash"]
@@ -173,15 +181,40 @@ def _verify_entries(entries: list[dict[str, Any]]) -> list[bytes]:
     return [hashes[i : i + 32] for i in range(0, len(hashes), 32)]
 
 
+def _scope(bundle: dict[str, Any], count: int) -> tuple[int, int] | None:
+    """The ``(from_seq, to_seq)`` of a scoped bundle, checked against its entries."""
+    scope = bundle.get("scope")
+    if scope is None:
+        return None
+    start, end = (scope.get("from_seq"), scope.get("to_seq")) if isinstance(scope, dict) else (
+        None, None)
+    if not (isinstance(start, int) and isinstance(end, int) and 0 <= start <= end):
+        raise VerificationError("bundle", "malformed scope")
+    if end - start != count:
+        raise VerificationError("bundle", f"scope {start}..{end - 1} but {count} entries "
+                                          "(entries removed or added)")
+    return start, end
+
+
 def verify_bundle_dict(bundle: dict[str, Any], keys: list[VerifierKey], report: Report) -> None:
-    """Check a decoded bundle against trusted ``keys`` (entries, heads, proofs, receipts)."""
+    """Check a decoded bundle against trusted ``keys`` (entries, heads, proofs, receipts).
+
+    A whole-log bundle recomputes every head's root from its entries. A scoped bundle
+    (``scope``: entries ``from_seq .. to_seq-1``) proves its entries by a range proof to
+    the latest head, and the heads among themselves by their consistency proofs.
+    """
     entries = bundle.get("entries")
     heads = bundle.get("tree_heads")
     if not isinstance(entries, list) or not isinstance(heads, list):
         raise VerificationError("bundle", "entries and tree_heads must be lists")
-    leaves = _verify_entries(entries)
-    report.checks.append(f"{len(entries)} entries: sequence, payload hashes, hash chain")
-    tree = MerkleTree(leaves)
+    scope = _scope(bundle, len(entries))
+    start = scope[0] if scope else 0
+    leaves = _verify_entries(entries, start)
+    report.checks.append(
+        f"{len(entries)} entries: sequence, payload hashes, hash chain" if scope is None else
+        f"{len(entries)} entries ({start}..{start + len(entries) - 1} of the log): sequence, "
+        "payload hashes, hash chain")
+    tree = MerkleTree(leaves) if scope is None else None
     origin = bundle.get("origin")
     previous_size, previous_ok = 0, 0
     roots: dict[int, bytes] = {}
@@ -197,16 +230,23 @@ def verify_bundle_dict(bundle: dict[str, Any], keys: list[VerifierKey], report: 
             raise VerificationError(where, "size or root differ from its signed checkpoint")
         if checkpoint.size < previous_size:
             raise VerificationError(where, f"smaller than the previous head ({previous_size})")
-        if checkpoint.size > tree.size:
-            raise VerificationError(where, f"signs {checkpoint.size} entries but the bundle "
-                                           f"holds {tree.size} (entries removed)")
-        if tree.root(checkpoint.size) != checkpoint.root_hash:
-            raise VerificationError(
-                where, f"root does not match entries 0..{checkpoint.size - 1}: an entry between "
-                       f"{previous_ok} and {checkpoint.size - 1} was changed, removed or inserted")
+        if roots.get(checkpoint.size, checkpoint.root_hash) != checkpoint.root_hash:
+            raise VerificationError(where, "another signed head of the same size has another "
+                                           "root (the log forked)")
+        if tree is not None:
+            if checkpoint.size > tree.size:
+                raise VerificationError(where, f"signs {checkpoint.size} entries but the bundle "
+                                               f"holds {tree.size} (entries removed)")
+            if tree.root(checkpoint.size) != checkpoint.root_hash:
+                raise VerificationError(
+                    where, f"root does not match entries 0..{checkpoint.size - 1}: an entry "
+                           f"between {previous_ok} and {checkpoint.size - 1} was changed, "
+                           "removed or inserted")
         roots[checkpoint.size] = checkpoint.root_hash
         previous_size = previous_ok = checkpoint.size
-    report.checks.append(f"{len(heads)} signed tree heads: signatures and roots")
+    report.checks.append(f"{len(heads)} signed tree heads: signatures"
+                         + (" and roots" if tree is not None else ""))
+    proven = set()
     for proof in bundle.get("consistency", []):
         old, new = proof.get("old_size"), proof.get("new_size")
         where = f"consistency proof {old}->{new}"
@@ -217,23 +257,55 @@ def verify_bundle_dict(bundle: dict[str, Any], keys: list[VerifierKey], report: 
                                [bytes.fromhex(h) for h in proof.get("proof", [])])
         except (ProofError, ValueError) as exc:
             raise VerificationError(where, str(exc)) from exc
+        proven.add((old, new))
     latest = heads[-1]["size"] if heads else 0
-    if latest != len(entries):
-        raise VerificationError(f"entry {latest}", f"entries {latest}..{len(entries) - 1} are "
-                                                   "not covered by a signed tree head")
+    if scope is None:
+        if latest != len(entries):
+            raise VerificationError(f"entry {latest}", f"entries {latest}..{len(entries) - 1} "
+                                                       "are not covered by a signed tree head")
+    else:
+        sizes = sorted(roots)
+        for old, new in itertools.pairwise(sizes):
+            if old and (old, new) not in proven:
+                raise VerificationError(f"tree head (size {new})", "no consistency proof from "
+                                                                   f"the head of size {old}")
+        report.checks.append(f"{len(proven)} consistency proofs between the signed heads")
+        _verify_range(bundle, leaves, start, latest, roots)
+        report.checks.append(f"range proof: entries {start}..{start + len(entries) - 1} are in "
+                             f"the signed tree head of size {latest}" if entries else
+                             "no entry in the scope")
     for receipt in bundle.get("receipts", []):
-        _verify_receipt(receipt, entries, leaves, roots, latest)
+        _verify_receipt(receipt, entries, leaves, roots, start)
     report.checks.append(f"{len(bundle.get('receipts', []))} receipts: documents and "
                          "inclusion proofs")
 
 
+def _verify_range(bundle: dict[str, Any], leaves: list[bytes], start: int, latest: int,
+                  roots: dict[int, bytes]) -> None:
+    """The scoped entries are leaves ``start ..`` of the latest signed head."""
+    if not leaves:
+        return
+    where = f"entries {start}..{start + len(leaves) - 1}"
+    proof = bundle.get("range_proof")
+    if not isinstance(proof, dict) or proof.get("tree_size") != latest or latest not in roots:
+        raise VerificationError(where, "no range proof to the latest signed tree head")
+    try:
+        verify_range(leaves, start, latest, [bytes.fromhex(h) for h in proof.get("proof", [])],
+                     roots[latest])
+    except RootMismatchError as exc:
+        raise VerificationError(where, f"do not match the signed tree head of size {latest}: "
+                                       "an entry was changed, removed or inserted") from exc
+    except (ProofError, ValueError, TypeError) as exc:
+        raise VerificationError(where, f"range proof fails: {exc}") from exc
+
+
 def _verify_receipt(receipt: dict[str, Any], entries: list[dict[str, Any]], leaves: list[bytes],
-                    roots: dict[int, bytes], latest: int) -> None:
+                    roots: dict[int, bytes], start: int) -> None:
     where = f"receipt {receipt.get('id')}"
     seq = receipt.get("entry_seq")
-    if not isinstance(seq, int) or not 0 <= seq < len(entries):
+    if not isinstance(seq, int) or not 0 <= seq - start < len(entries):
         raise VerificationError(where, "refers to no entry of the bundle")
-    if receipt.get("document") != entries[seq]["payload"]:
+    if receipt.get("document") != entries[seq - start]["payload"]:
         raise VerificationError(where, f"document differs from the payload of entry {seq}")
     document = json.loads(receipt["document"])
     if document.get("receipt_id") != receipt.get("id"):
@@ -245,8 +317,8 @@ def _verify_receipt(receipt: dict[str, Any], entries: list[dict[str, Any]], leav
     if size not in roots:
         raise VerificationError(where, f"inclusion proof for a tree of size {size} not signed")
     try:
-        verify_inclusion(leaves[seq], seq, size, [bytes.fromhex(h) for h in inclusion["proof"]],
-                         roots[size])
+        verify_inclusion(leaves[seq - start], seq, size,
+                         [bytes.fromhex(h) for h in inclusion["proof"]], roots[size])
     except (ProofError, ValueError, KeyError) as exc:
         raise VerificationError(where, f"inclusion proof fails: {exc}") from exc
 

@@ -50,10 +50,12 @@ __all__ = [
     "root",
     "root_from_entries",
     "root_from_inclusion_proof",
+    "root_from_range",
     "stored_level",
     "verify_consistency",
     "verify_inclusion",
     "verify_log",
+    "verify_range",
 ]
 
 HASH_SIZE = 32
@@ -372,7 +374,29 @@ class _SubtreeProofs:
         proof.reverse()
         return proof
 
+    def range_proof(self, start: int, end: int, size: int | None = None) -> list[bytes]:
+        """Return the hashes that, with leaves ``start .. end-1``, give the root of ``size``.
 
+        They are the subtrees of the RFC 6962 recursion lying wholly outside the range,
+        left to right (a compact range proof, at most about ``2 * log2(size)`` hashes):
+        an export of one period proves its entries without carrying the whole log.
+        Requires ``0 <= start < end <= size <= self.size``.
+        """
+        size = self._check_tree_size(size)
+        if not 0 <= start < end <= size:
+            raise ValueError(f"range [{start}, {end}) is not a non-empty part of [0, {size})")
+        proof: list[bytes] = []
+
+        def walk(lo: int, hi: int) -> None:
+            if hi <= start or lo >= end:
+                proof.append(self._subtree(lo, hi))
+            elif not (start <= lo and hi <= end):
+                mid = lo + _largest_power_of_two_below(hi - lo)
+                walk(lo, mid)
+                walk(mid, hi)
+
+        walk(0, size)
+        return proof
 
 
 class MerkleTree(_SubtreeProofs):
@@ -623,6 +647,54 @@ def verify_inclusion(
             f"inclusion proof for index {index} in size {size} gives root {got.hex()}, "
             f"expected {expected.hex()}"
         )
+
+
+def root_from_range(
+    leaf_hashes: Sequence[bytes], start: int, size: int, proof: Sequence[bytes] | None
+) -> bytes:
+    """Return the root implied by the leaves ``start .. start+len-1`` and a range proof.
+
+    Raises :class:`MalformedProofError` on a range outside the tree, a hash that is not
+    32 bytes, or a proof with too few or too many hashes.
+    """
+    _check_size(start, "start")
+    _check_size(size, "size")
+    leaves = [_check_hash(h, f"leaf hash {start + i}") for i, h in enumerate(leaf_hashes)]
+    end = start + len(leaves)
+    if not start < end <= size:
+        raise MalformedProofError(f"range [{start}, {end}) is not a non-empty part of "
+                                  f"[0, {size})")
+    hashes = iter(_check_proof(proof))
+
+    def walk(lo: int, hi: int) -> bytes:
+        if hi <= start or lo >= end:
+            found = next(hashes, None)
+            if found is None:
+                raise MalformedProofError(f"range proof too short for [{start}, {end}) in {size}")
+            return found
+        if start <= lo and hi <= end:
+            return _buffer_root(b"".join(leaves[lo - start : hi - start]))
+        mid = lo + _largest_power_of_two_below(hi - lo)
+        return sha256(_NODE_PREFIX + walk(lo, mid) + walk(mid, hi)).digest()
+
+    got = walk(0, size)
+    if next(hashes, None) is not None:
+        raise MalformedProofError(f"range proof too long for [{start}, {end}) in {size}")
+    return got
+
+
+def verify_range(leaf_hashes: Sequence[bytes], start: int, size: int,
+                 proof: Sequence[bytes] | None, root: bytes) -> None:
+    """Verify that ``leaf_hashes`` are leaves ``start ..`` of the tree of ``size`` with ``root``.
+
+    Returns ``None``; raises :class:`MalformedProofError` or :class:`RootMismatchError`.
+    """
+    expected = _check_hash(root, "root")
+    got = root_from_range(leaf_hashes, start, size, proof)
+    if got != expected:
+        raise RootMismatchError(
+            f"range [{start}, {start + len(leaf_hashes)}) in size {size} gives root "
+            f"{got.hex()}, expected {expected.hex()}")
 
 
 def verify_consistency(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import shutil
 import subprocess
@@ -13,6 +14,7 @@ from django.core.files.storage import default_storage
 from django_tenants.utils import schema_context
 
 from audit import services, verify
+from audit.ledger.entry import EntryFields
 from audit.models import Entry, ExportJob, LogKey
 from tests.audit.factories import receipt_data
 from tests.conftest import make_user
@@ -46,10 +48,12 @@ def test_json_bundle_verifies_offline_with_the_pinned_key(tmp_path: Path) -> Non
     assert report.checks[0].startswith("bundle signature (EdDSA")
     bundle = report.bundle
     assert bundle is not None
-    assert [e["action"] for e in bundle["entries"]] == [
-        "auth.login", "qc.receipt", "audit.export.requested"]
+    # A receipt's export holds its own entry, proven to the head; not the whole log.
+    assert [e["action"] for e in bundle["entries"]] == ["qc.receipt"]
+    assert bundle["scope"] == {"from_seq": 1, "to_seq": 2}
     assert bundle["tree_heads"][-1]["size"] == 3
     assert bundle["receipts"][0]["inclusion"]["tree_size"] == 3
+    assert "range proof: entries 1..1 are in the signed tree head of size 3" in report.checks
     # The command line, as an auditor runs it, with no database and no Django settings.
     path = tmp_path / "evidence.jws"
     path.write_bytes(token)
@@ -61,6 +65,84 @@ def test_json_bundle_verifies_offline_with_the_pinned_key(tmp_path: Path) -> Non
     with schema_context("alpha"):  # the export itself is logged
         assert Entry.objects.filter(action="audit.export.completed",
                                              object_id=str(job.pk)).exists()
+
+
+def test_whole_log_export_holds_every_entry() -> None:
+    _, token = _export("json", with_receipt=False)
+    report = verify.verify_token(token, pinned_keys=[_note_key()])
+    assert report.bundle is not None and "scope" not in report.bundle
+    assert [e["action"] for e in report.bundle["entries"]] == [
+        "auth.login", "qc.receipt", "audit.export.requested"]
+
+
+def _period_log() -> tuple[dt.datetime, dt.datetime]:
+    """Entries 0-299 before the period, 300-599 in it, 600-609 after; heads along the way."""
+    from django.db import transaction
+
+    def append(first: int, count: int) -> None:
+        with transaction.atomic():
+            for i in range(first, first + count):
+                services.audit_append(action="qc.decision", actor="user:qc@alpha.test",
+                                      object_type="inspections.QcResult", object_id=i,
+                                      payload={"n": i})
+
+    with schema_context("alpha"):
+        append(0, 300)
+        services.tree_head_issue()
+        start = Entry.objects.get(seq=299).time + dt.timedelta(microseconds=1)
+        append(300, 300)
+        services.tree_head_issue()
+        end = Entry.objects.get(seq=599).time + dt.timedelta(microseconds=1)
+        append(600, 10)
+    return start, end
+
+
+def test_a_period_export_is_proven_to_the_head_by_a_range_proof() -> None:
+    start, end = _period_log()
+    auditor = make_user("alpha", role="auditor", name="auditor")
+    response = auditor.client.post("/api/v1/audit/exports", {
+        "kind": "json", "from_time": start.isoformat(), "to_time": end.isoformat()},
+        content_type="application/json")
+    assert response.status_code == 202, response.content
+    with schema_context("alpha"):
+        job = services.export_run(job_id=response.json()["id"])
+        with default_storage.open(job.file_name, "rb") as handle:
+            token = handle.read()
+    report = verify.verify_token(token, pinned_keys=[_note_key()])
+    bundle = report.bundle
+    assert bundle is not None
+    assert bundle["scope"] == {"from_seq": 300, "to_seq": 600}
+    assert [e["seq"] for e in bundle["entries"]] == list(range(300, 600))
+    head = bundle["tree_heads"][-1]["size"]
+    assert head > 610  # the export signed a head over everything first
+    assert len(bundle["range_proof"]["proof"]) <= 2 * head.bit_length()
+    assert "2 consistency proofs between the signed heads" in report.checks
+
+    # An entry of the period altered, its own hash recomputed: the range proof breaks.
+    keys = [verify.VerifierKey.parse(_note_key())]
+    last = bundle["entries"][-1]
+    last["actor"] = "user:mallory@alpha.test"
+    last["entry_hash"] = EntryFields(
+        seq=last["seq"], time=last["time"], actor=last["actor"], action=last["action"],
+        object_type=last["object_type"], object_id=last["object_id"],
+        payload_sha256=last["payload_sha256"], prev_hash=last["prev_hash"]).entry_hash()
+    with pytest.raises(verify.VerificationError) as failure:
+        verify.verify_bundle_dict(bundle, keys, verify.Report())
+    assert failure.value.where == "entries 300..599"
+    assert "do not match the signed tree head" in failure.value.why
+    # An entry dropped from the period is named by the scope.
+    bundle["entries"].pop()
+    with pytest.raises(verify.VerificationError, match=r"scope 300\.\.599 but 299 entries"):
+        verify.verify_bundle_dict(bundle, keys, verify.Report())
+
+
+def test_a_period_must_end_after_it_starts() -> None:
+    auditor = make_user("alpha", role="auditor", name="auditor")
+    response = auditor.client.post("/api/v1/audit/exports", {
+        "kind": "json", "from_time": "2026-11-02T00:00:00Z", "to_time": "2026-11-01T00:00:00Z"},
+        content_type="application/json")
+    assert response.status_code == 400
+    assert response["Content-Type"] == "application/problem+json"
 
 
 def test_bundle_from_another_key_is_refused() -> None:

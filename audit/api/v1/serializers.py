@@ -87,13 +87,27 @@ class ReceiptWithProofSerializer(ReceiptSerializer):
 class ExportJobSerializer(serializers.ModelSerializer):  # type: ignore[type-arg]
     class Meta:
         model = ExportJob
-        fields = ["id", "kind", "status", "progress", "receipt", "requested_by", "sha256",
-                  "error", "created_at", "finished_at"]
+        fields = ["id", "kind", "status", "progress", "receipt", "from_time", "to_time",
+                  "requested_by", "sha256", "error", "created_at", "finished_at"]
 
 
 class ExportRequestSerializer(serializers.Serializer):  # type: ignore[type-arg]
     kind = serializers.ChoiceField(choices=ExportJob.Kind.choices)
-    receipt = serializers.UUIDField(required=False, allow_null=True)
+    receipt = serializers.UUIDField(
+        required=False, allow_null=True,
+        help_text="The report's subject. Without a period, the export holds only its entry.")
+    from_time = serializers.DateTimeField(
+        required=False, allow_null=True,
+        help_text="Start of the period to export (inclusive). Without a period and a "
+                  "receipt, the whole log is exported.")
+    to_time = serializers.DateTimeField(
+        required=False, allow_null=True, help_text="End of the period (exclusive).")
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        start, end = attrs.get("from_time"), attrs.get("to_time")
+        if start and end and start >= end:
+            raise serializers.ValidationError({"to_time": "Must be after from_time."})
+        return attrs
 
 
 class VerificationSerializer(serializers.Serializer):  # type: ignore[type-arg]

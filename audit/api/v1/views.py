@@ -164,7 +164,9 @@ class ExportViewSet(TenantScopedMixin, viewsets.ReadOnlyModelViewSet):  # type: 
             raise ValidationError({"receipt": "No such receipt."})
         job = services.export_request(kind=data.validated_data["kind"],
                                       requested_by=_actor(request),
-                                      receipt_id=str(receipt) if receipt else None)
+                                      receipt_id=str(receipt) if receipt else None,
+                                      from_time=data.validated_data.get("from_time"),
+                                      to_time=data.validated_data.get("to_time"))
         return Response(s.ExportJobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(summary="Download a finished export", responses={(200, "*/*"): bytes})
