@@ -11,6 +11,9 @@ Runs in a throw-away workspace ``bench_audit`` (created, then dropped). Prints:
   log grew to ``n`` (rechecks the new entries, stores their tiles, signs);
 * ``audit_proof_from_db_ms_<n>``: an inclusion proof plus a consistency proof served
   from the database at ``n`` entries (read from the stored tiles: O(log n) rows);
+* ``audit_period_export_<k>_of_<n>_seconds`` / ``audit_period_verify_…``: building and
+  verifying the bundle of a period of ``k`` entries in the middle of the ``n``-entry log
+  (range proof to the latest head), and ``audit_period_range_proof_hashes`` its size;
 * ``audit_offline_verify_entries_per_s``: ``d2r-verify``'s bundle check (chain,
   payload hashes, heads, receipts) on the exported log.
 
@@ -44,6 +47,7 @@ from tenants.models import Domain, Tenant  # noqa: E402
 SCHEMA = "bench_audit"
 WRITERS = 4
 APPENDS_PER_WRITER = 250
+PERIOD = 10_000  # entries of the period exported from the largest log
 # Log sizes at which a tree head is signed and proofs are served from the database.
 SIZES = [int(n) for n in os.environ.get("BENCH_AUDIT_SIZES", "20000,200000,1000000").split(",")]
 
@@ -163,6 +167,18 @@ def main() -> None:
             head_ms, proof_ms = _proof_ms(size)
             print(f"BENCH audit_tree_head_ms_{size} {head_ms:.1f}")
             print(f"BENCH audit_proof_from_db_ms_{size} {proof_ms:.2f}")
+        with schema_context(SCHEMA):
+            size = SIZES[-1]
+            start = time.perf_counter()
+            scoped = exports.bundle_build(seq_range=(size // 2, size // 2 + PERIOD))
+            scoped_s = time.perf_counter() - start
+            keys = [VerifierKey.parse(k.public) for k in LogKey.objects.filter(kind="note")]
+        start = time.perf_counter()
+        verify.verify_bundle_dict(scoped, keys, verify.Report())
+        scoped_verify_s = time.perf_counter() - start
+        print(f"BENCH audit_period_export_{PERIOD}_of_{size}_seconds {scoped_s:.2f}")
+        print(f"BENCH audit_period_verify_{PERIOD}_of_{size}_seconds {scoped_verify_s:.2f}")
+        print(f"BENCH audit_period_range_proof_hashes {len(scoped['range_proof']['proof'])}")
         with schema_context(SCHEMA):
             bundle = exports.bundle_build()
             keys = [VerifierKey.parse(k.public) for k in LogKey.objects.filter(kind="note")]
