@@ -521,6 +521,14 @@ def scan_process(*, scan_id: uuid.UUID) -> str:
     if token is None:
         return "skipped"
     scan = Scan.objects.get(pk=scan_id)
+    if scan.attempts > MAX_PROCESSING_ATTEMPTS:
+        # Every earlier attempt died without a Python error (the worker was killed, or a
+        # native library crashed it): a scan that kills its worker is not retried forever.
+        logger.error("scan processing never finished", extra={"scan": str(scan_id)})
+        return _scan_finish(scan_id, token, status=Scan.Status.REJECTED,
+                            rejection_reason="processing-failed",
+                            rejection_detail=f"Processing stopped {scan.attempts - 1} times "
+                                             "without finishing (the worker died); not retried.")
     limits = Limits(max_points=settings.INGEST_MAX_POINTS,
                     max_decompressed_bytes=settings.INGEST_MAX_DECOMPRESSED_BYTES,
                     max_ratio=settings.INGEST_MAX_DECOMPRESSION_RATIO)

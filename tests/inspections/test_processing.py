@@ -135,6 +135,33 @@ def test_a_worker_killed_mid_processing_leaves_the_scan_to_be_processed_once(
         assert services.outbox_redispatch_stale(now=later) == 0
 
 
+def test_a_scan_that_kills_its_worker_every_time_is_rejected_not_retried_forever(
+    operator: TenantUser, events: list[dict[str, Any]], dispatched: list[str],
+    django_capture_on_commit_callbacks: Any, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import inspections.pointcloud.validate as validate_module
+
+    scan = received_scan(operator, fixture_bytes("simple.las"), "las",
+                         django_capture_on_commit_callbacks)
+
+    def dies(*args: Any, **kwargs: Any) -> Any:
+        raise WorkerKilled
+
+    monkeypatch.setattr(validate_module, "validate", dies)
+    with schema_context("alpha"):
+        for attempt in range(1, services.MAX_PROCESSING_ATTEMPTS + 1):
+            with pytest.raises(WorkerKilled):
+                services.scan_process(scan_id=scan.pk)
+            Scan.objects.filter(pk=scan.pk).update(lease_until=timezone.now())  # lease expires
+            scan.refresh_from_db()
+            assert (scan.status, scan.attempts) == ("processing", attempt)
+        assert services.scan_process(scan_id=scan.pk) == "rejected"
+        scan.refresh_from_db()
+        assert (scan.status, scan.rejection_reason) == ("rejected", "processing-failed")
+        assert f"stopped {services.MAX_PROCESSING_ATTEMPTS} times" in scan.rejection_detail
+        assert services.outbox_redispatch_stale(now=timezone.now() + timedelta(hours=1)) == 0
+
+
 def test_unexpected_errors_retry_then_reject_never_stick(
     operator: TenantUser, events: list[dict[str, Any]], dispatched: list[str],
     django_capture_on_commit_callbacks: Any, monkeypatch: pytest.MonkeyPatch,
