@@ -6,6 +6,8 @@ as the unprivileged authenticator, exactly like the web and worker processes.
 
 from __future__ import annotations
 
+import os
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -143,3 +145,22 @@ def live_asgi_server(django_db_setup: None, django_db_blocker: object) -> Iterat
         yield LiveServer(port)
         server.should_exit = True
         thread.join(10)
+
+
+# pyarrow's thread pools can abort the interpreter while it shuts down, after every test
+# has run ("terminate called without an active exception", apache/arrow#34314): a
+# finished, green session would then exit 134. Once pytest has reported, leave with its
+# own exit status and skip the native teardown.
+_EXIT_STATUS: list[int] = []
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    _EXIT_STATUS.append(int(exitstatus))
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if _EXIT_STATUS:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(_EXIT_STATUS[-1])
