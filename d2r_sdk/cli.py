@@ -87,7 +87,8 @@ def main(argv: list[str] | None = None) -> int:
     upload = commands.add_parser("upload", help="queue scans and send the queue")
     upload.add_argument("files", nargs="+", type=Path)
     upload.add_argument("--asset", type=int, required=True)
-    upload.add_argument("--encoding", choices=["las", "laz", "las+gzip", "las+zstd", "ply"])
+    upload.add_argument("--encoding",
+                        choices=["las", "laz", "las+gzip", "las+zstd", "ply", "e57"])
     upload.add_argument("--device")
     upload.add_argument("--firmware")
     upload.add_argument("--cad-revision", dest="cad_revision")

@@ -21,7 +21,7 @@ from typing import Any
 import requests
 
 TUS = {"Tus-Resumable": "1.0.0"}
-ENCODINGS = {".las": "las", ".laz": "laz", ".ply": "ply", ".gz": "las+gzip",
+ENCODINGS = {".las": "las", ".laz": "laz", ".ply": "ply", ".e57": "e57", ".gz": "las+gzip",
              ".zst": "las+zstd"}
 RETRY_STATUSES = {408, 423, 425, 429, 500, 502, 503, 504}
 Progress = Callable[[int, int], None]

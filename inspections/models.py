@@ -57,6 +57,7 @@ class Encoding(models.TextChoices):
     LAS_GZIP = "las+gzip"
     LAS_ZSTD = "las+zstd"
     PLY = "ply"
+    E57 = "e57"
 
 
 class Upload(models.Model):

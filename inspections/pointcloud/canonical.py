@@ -18,7 +18,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-PLY_SCALE = 1e-4  # 0.1 mm
+PLY_SCALE = 1e-4  # 0.1 mm, for every source in metres without its own quantization (PLY, E57)
 FORMAT_VERSION = 1
 _OPTIONAL = {"gps_time": "gps_time", "red": "red", "green": "green", "blue": "blue"}
 INT32 = np.iinfo(np.int32)
@@ -70,7 +70,10 @@ class CanonicalWriter:
         self._write(columns, {"source": "las", "point_format": header.point_format.id,
                               "las_version": str(header.version)})
 
-    def on_xyz(self, xyz: np.ndarray) -> None:
+    def on_xyz(self, xyz: np.ndarray, attributes: dict[str, np.ndarray] | None = None, *,
+               source: str = "ply") -> None:
+        """A chunk of coordinates in metres (PLY, E57), with any attribute columns the
+        source has (E57: `intensity`, `red`/`green`/`blue` as uint16)."""
         if self.scales is None:
             self.scales = np.full(3, PLY_SCALE)
             self.offsets = np.floor(xyz.min(axis=0))
@@ -78,7 +81,8 @@ class CanonicalWriter:
         if quantized.size and (quantized.min() < INT32.min or quantized.max() > INT32.max):
             raise CanonicalError("The cloud spans more than ±214 km at 0.1 mm resolution.")
         q = quantized.astype(np.int32)
-        self._write({"x": q[:, 0], "y": q[:, 1], "z": q[:, 2]}, {"source": "ply"})
+        self._write({"x": q[:, 0], "y": q[:, 1], "z": q[:, 2], **(attributes or {})},
+                    {"source": source})
 
     def close(self) -> None:
         if self.writer is not None:

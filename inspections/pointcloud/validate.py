@@ -1,7 +1,8 @@
 """Validate a scan file in one streaming pass; optionally hand each chunk to a writer.
 
 Supported: LAS and LAZ (laspy + lazrs, any version 1.0-1.4, COPC is LAZ), LAS wrapped
-in gzip or zstd, PLY (ascii, binary little/big endian). Every failure is a
+in gzip or zstd, PLY (ascii, binary little/big endian), E57 (`inspections.pointcloud.e57`,
+through pye57; loaded only for E57 uploads). Every failure is a
 `Rejected(reason, detail)` with a stable reason code; nothing here imports Django.
 
 Limits against decompression bombs are checked twice: up front from the header
@@ -28,6 +29,7 @@ MAGIC = {
     "las+gzip": b"\x1f\x8b",
     "las+zstd": b"\x28\xb5\x2f\xfd",
     "ply": b"ply",
+    "e57": b"ASTM-E57",
 }
 MAX_ABS_COORDINATE = 1e9  # metres; geocentric coordinates are ~6.4e6
 MIN_SCALE, MAX_SCALE = 1e-10, 1.0
@@ -65,7 +67,8 @@ class Report:
 def sniff(head: bytes) -> str | None:
     """The container a file's first bytes announce (`las` stands for LAS and LAZ)."""
     for name, magic in (("las", b"LASF"), ("las+gzip", b"\x1f\x8b"),
-                        ("las+zstd", b"\x28\xb5\x2f\xfd"), ("ply", b"ply")):
+                        ("las+zstd", b"\x28\xb5\x2f\xfd"), ("ply", b"ply"),
+                        ("e57", b"ASTM-E57")):
         if head.startswith(magic):
             return name
     return None
@@ -305,12 +308,13 @@ def _validate_ply(source: BinaryIO, *, limits: Limits,
 def validate(open_raw: Callable[[], BinaryIO], *, size: int, encoding: str,
              limits: Limits = Limits(),
              on_points: Callable[[Any, Any], None] | None = None,
-             on_xyz: Callable[[np.ndarray], None] | None = None) -> Report:
+             on_xyz: Callable[..., None] | None = None) -> Report:
     """Check the file behind `open_raw()` (a seekable binary stream of `size` bytes).
 
     `on_points(header, points)` receives each LAS/LAZ chunk and `on_xyz(array)` each
-    PLY chunk, after that chunk passed its checks (so a writer can build the canonical
-    form in the same pass; on `Rejected` the caller discards what it wrote).
+    PLY chunk (`on_xyz(array, attributes, source="e57")` each E57 chunk), after that
+    chunk passed its checks (so a writer can build the canonical form in the same pass;
+    on `Rejected` the caller discards what it wrote).
     """
     if size == 0:
         raise Rejected("empty-file", "The file is empty.")
@@ -326,6 +330,10 @@ def validate(open_raw: Callable[[], BinaryIO], *, size: int, encoding: str,
                        f" ({head[:4]!r}).")
     if encoding == "ply":
         return _validate_ply(raw, limits=limits, on_xyz=on_xyz)
+    if encoding == "e57":
+        from inspections.pointcloud.e57 import validate_e57
+
+        return validate_e57(raw, size=size, limits=limits, on_xyz=on_xyz)
     if encoding in ("las+gzip", "las+zstd"):
         inner = _decompressed(raw, encoding, size, limits)
         if not inner.peek(4)[:4].startswith(b"LASF"):

@@ -216,7 +216,7 @@ def test_expired_uploads_are_refused_and_swept(operator: TenantUser, asset: Any)
 
 def test_bad_metadata_and_tus_version_are_refused(operator: TenantUser, asset: Any) -> None:
     data = fixture_bytes("simple.las")
-    bad = create(operator.client, data, scan_metadata(data, asset.pk, encoding="e57"))
+    bad = create(operator.client, data, scan_metadata(data, asset.pk, encoding="pts"))
     assert bad.status_code == 400 and bad.json()["type"].endswith("/validation-error")
     assert bad["Tus-Resumable"] == "1.0.0"
     old = operator.client.post("/api/v1/uploads", HTTP_TUS_RESUMABLE="0.2.2",
