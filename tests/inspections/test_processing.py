@@ -94,6 +94,11 @@ class WorkerKilled(BaseException):
     """Stands for SIGKILL: nothing in the worker gets to handle it."""
 
 
+def _dies(*args: Any, **kwargs: Any) -> Any:
+    """A validate() whose worker is killed mid-way."""
+    raise WorkerKilled
+
+
 def test_a_worker_killed_mid_processing_leaves_the_scan_to_be_processed_once(
     operator: TenantUser, events: list[dict[str, Any]], dispatched: list[str],
     django_capture_on_commit_callbacks: Any, monkeypatch: pytest.MonkeyPatch,
@@ -104,10 +109,7 @@ def test_a_worker_killed_mid_processing_leaves_the_scan_to_be_processed_once(
                          django_capture_on_commit_callbacks)
     real_validate = validate_module.validate
 
-    def dies(*args: Any, **kwargs: Any) -> Any:
-        raise WorkerKilled
-
-    monkeypatch.setattr(validate_module, "validate", dies)
+    monkeypatch.setattr(validate_module, "validate", _dies)
     with schema_context("alpha"):
         with pytest.raises(WorkerKilled):
             services.scan_process(scan_id=scan.pk)
@@ -144,10 +146,7 @@ def test_a_scan_that_kills_its_worker_every_time_is_rejected_not_retried_forever
     scan = received_scan(operator, fixture_bytes("simple.las"), "las",
                          django_capture_on_commit_callbacks)
 
-    def dies(*args: Any, **kwargs: Any) -> Any:
-        raise WorkerKilled
-
-    monkeypatch.setattr(validate_module, "validate", dies)
+    monkeypatch.setattr(validate_module, "validate", _dies)
     with schema_context("alpha"):
         for attempt in range(1, services.MAX_PROCESSING_ATTEMPTS + 1):
             with pytest.raises(WorkerKilled):
