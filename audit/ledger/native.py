@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -72,8 +73,12 @@ def _load() -> ModuleType | None:
         llvm.load_library_permanently(path)
     except (OSError, AttributeError, RuntimeError):
         return None
-    from audit.ledger import _kernels
-
+    try:
+        from audit.ledger import _kernels
+    except Exception:  # e.g. no writable numba cache: stay on hashlib
+        logging.getLogger(__name__).warning("compiled ledger hashing unavailable",
+                                            exc_info=True)
+        return None
     return _kernels
 
 
