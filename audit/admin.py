@@ -57,5 +57,5 @@ class ReceiptAdmin(AuditReadOnlyAdmin):
 @admin.register(ExportJob, site=tenant_site)
 class ExportJobAdmin(AuditReadOnlyAdmin):
     list_display = ["id", "kind", "status", "progress", "requested_by", "created_at",
-                    "finished_at"]
+                    "finished_at", "pades_level", "archival_expires_at"]
     list_filter = ["kind", "status"]

@@ -6,12 +6,15 @@ checks offline; see docs/adr/0004-audit-log.md.
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import datetime as dt
 import io
 import itertools
 import json
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import jwt
@@ -241,15 +244,10 @@ def _sign_pdf(pdf: bytes, identity: keys.PdfSigningIdentity) -> bytes:
     all. Revocation data is required for every certificate: a TSA whose status cannot
     be established fails the export instead of yielding a weaker report.
     """
-    from pyhanko.keys import (
-        load_certs_from_pemder,
-        load_certs_from_pemder_data,
-        load_private_key_from_pemder_data,
-    )
+    from pyhanko.keys import load_certs_from_pemder_data, load_private_key_from_pemder_data
     from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
     from pyhanko.sign import fields, signers
     from pyhanko.sign.timestamps import HTTPTimeStamper
-    from pyhanko_certvalidator import ValidationContext
     from pyhanko_certvalidator.registry import SimpleCertificateStore
 
     level = settings.AUDIT_PDF_PADES_LEVEL
@@ -266,14 +264,7 @@ def _sign_pdf(pdf: bytes, identity: keys.PdfSigningIdentity) -> bytes:
             settings.AUDIT_TSA_URL, timeout=settings.AUDIT_TSA_TIMEOUT_SECONDS
         )
     long_term = level in {"B-LT", "B-LTA"}
-    validation_context = None
-    if long_term:
-        validation_context = ValidationContext(
-            trust_roots=[ca_cert, *load_certs_from_pemder([settings.AUDIT_TSA_ROOTS_FILE])],
-            crls=[keys.pdf_crl()],
-            allow_fetching=True,
-            revocation_mode="require",
-        )
+    validation_context = _validation_context(ca_cert) if long_term else None
     meta = signers.PdfSignatureMetadata(
         field_name=SIGNATURE_FIELD,
         md_algorithm="sha256",
@@ -288,3 +279,119 @@ def _sign_pdf(pdf: bytes, identity: keys.PdfSigningIdentity) -> bytes:
         IncrementalPdfFileWriter(io.BytesIO(pdf)), meta, signer=signer, timestamper=timestamper
     )
     return out.getvalue()
+
+
+
+def _validation_context(ca_cert: Any) -> Any:
+    """What B-LT/B-LTA signing and archival renewal validate against.
+
+    Trusted: the workspace's PDF CA (its CRL made here, offline: nothing of ours is
+    fetched) and the TSA roots of ``AUDIT_TSA_ROOTS_FILE``; the TSA chain's revocation
+    data is fetched from the URLs in its certificates and required for every one.
+    """
+    from pyhanko.keys import load_certs_from_pemder
+    from pyhanko_certvalidator import ValidationContext
+
+    return ValidationContext(
+        trust_roots=[ca_cert, *load_certs_from_pemder([settings.AUDIT_TSA_ROOTS_FILE])],
+        crls=[keys.pdf_crl()],
+        allow_fetching=True,
+        revocation_mode="require",
+    )
+
+
+@dataclass(frozen=True)
+class ArchivalState:
+    """The PAdES level of a signed report and, for B-LTA, its latest document timestamp.
+
+    ``level`` is read from the structure (signature timestamps, DSS revocation data,
+    document timestamps), not validated: ``d2r-verify`` does that. ``expires_at`` is
+    when the TSA certificate of the latest document timestamp expires: the report
+    needs a new document timestamp before then (:func:`renew_archival`).
+    """
+
+    level: str
+    document_timestamps: int = 0
+    timestamp_at: dt.datetime | None = None
+    expires_at: dt.datetime | None = None
+
+
+def archival_state(pdf: bytes) -> ArchivalState:
+    """The :class:`ArchivalState` of a signed PDF report (structure only, no network)."""
+    from pyhanko.pdf_utils.reader import PdfFileReader
+
+    reader = PdfFileReader(io.BytesIO(pdf), strict=False)
+    embedded = reader.embedded_signatures
+    signatures = [s for s in embedded if s.sig_object_type != "/DocTimeStamp"]
+    stamps = [s for s in embedded if s.sig_object_type == "/DocTimeStamp"]
+    if not signatures or not all(_has_signature_timestamp(s) for s in signatures):
+        return ArchivalState(level="B-B")
+    try:
+        dss = reader.root["/DSS"]
+    except KeyError:
+        return ArchivalState(level="B-T")
+    if not (len(dss.get("/CRLs", ())) or len(dss.get("/OCSPs", ()))):
+        return ArchivalState(level="B-T")
+    if not stamps:
+        return ArchivalState(level="B-LT")
+    last = stamps[-1]
+    return ArchivalState(
+        level="B-LTA",
+        document_timestamps=len(stamps),
+        timestamp_at=last.signed_data["encap_content_info"]["content"].parsed["gen_time"].native,
+        expires_at=_not_after(last.signer_cert),
+    )
+
+
+def _has_signature_timestamp(signature: Any) -> bool:
+    attrs = signature.signer_info["unsigned_attrs"]
+    return attrs.native is not None and any(
+        a["type"].native == "signature_time_stamp_token" for a in attrs
+    )
+
+
+def _not_after(cert: Any) -> dt.datetime:
+    return cert["tbs_certificate"]["validity"]["not_after"].native  # type: ignore[no-any-return]
+
+
+def renew_archival(pdf: bytes, *, identity: keys.PdfSigningIdentity) -> bytes | None:
+    """``pdf`` (B-LTA) with a new archival timestamp appended, or None if it cannot help.
+
+    pyHanko's ``update_archival_timestamp_chain``: validates the latest document
+    timestamp now (its TSA chain against ``AUDIT_TSA_ROOTS_FILE``, revocation data
+    fetched and required), adds what that took to the DSS, then a new document
+    timestamp from ``AUDIT_TSA_URL`` over the whole file, all as incremental updates:
+    the bytes before are never rewritten. None when the TSA's current certificate
+    expires no later than the latest timestamp's (the TSA has not rotated its
+    certificate yet): another timestamp would not extend anything.
+    """
+    from pyhanko.keys import load_certs_from_pemder_data
+    from pyhanko.pdf_utils.reader import PdfFileReader
+    from pyhanko.sign.general import extract_certificate_info
+    from pyhanko.sign.signers.pdf_signer import PdfTimeStamper
+    from pyhanko.sign.timestamps import HTTPTimeStamper
+
+    state = archival_state(pdf)
+    if state.level != "B-LTA" or state.expires_at is None:
+        raise ValueError(f"not a PAdES B-LTA report ({state.level})")
+    timestamper = HTTPTimeStamper(
+        settings.AUDIT_TSA_URL, timeout=settings.AUDIT_TSA_TIMEOUT_SECONDS
+    )
+    # pyHanko sizes the timestamp container with this token; it is cached, not re-asked.
+    probe = asyncio.run(timestamper.async_dummy_response("sha256"))
+    if _not_after(extract_certificate_info(probe["content"]).signer_cert) <= state.expires_at:
+        return None
+    ca_cert = next(iter(load_certs_from_pemder_data(identity.ca_cert_pem)))
+    stamper = PdfTimeStamper(
+        timestamper, field_name=f"{DOCUMENT_TIMESTAMP_FIELD}{state.document_timestamps + 1}"
+    )
+    out = stamper.update_archival_timestamp_chain(
+        PdfFileReader(io.BytesIO(pdf)),
+        _validation_context(ca_cert),
+        in_place=False,
+        output=io.BytesIO(),
+    )
+    renewed: bytes = out.getvalue()
+    if not renewed.startswith(pdf):  # incremental updates only, whatever the library does
+        raise RuntimeError("archival renewal rewrote the signed bytes")
+    return renewed

@@ -146,7 +146,8 @@ class Receipt(models.Model):
 class ExportJob(models.Model):
     """A JSON evidence bundle or signed PDF report being built (a long job is a row).
 
-    Mutable on purpose (status, progress); the export itself is logged as an entry.
+    Mutable on purpose (status, progress, and a PDF's file when its archival timestamps
+    are renewed); the export itself and each renewal are logged as entries.
     """
 
     class Kind(models.TextChoices):
@@ -170,6 +171,12 @@ class ExportJob(models.Model):
     requested_by = models.CharField(max_length=200)
     file_name = models.CharField(max_length=300, blank=True)
     sha256 = models.CharField(max_length=64, blank=True)
+    # PDF reports: the PAdES level reached ("" until read, for reports made before it
+    # was recorded) and, for B-LTA, when the TSA certificate of the latest document
+    # timestamp expires; the archival timestamp chain is renewed before then
+    # (audit.services.export_renew_archival), which changes file_name and sha256.
+    pades_level = models.CharField(max_length=5, blank=True)
+    archival_expires_at = models.DateTimeField(null=True, blank=True)
     error = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)

@@ -326,6 +326,7 @@ def export_run(*, job_id: int) -> ExportJob:
             receipt=job.receipt, seq_range=_export_range(job),
             progress=lambda p: _export_progress(job_id, 20 + p * 50 // 100))
         token = exports.bundle_sign(bundle)
+        archival: dict[str, Any] = {}
         if job.kind == ExportJob.Kind.JSON:
             content, name = token.encode("ascii"), f"audit/exports/{job.pk}-evidence.jws"
         else:
@@ -334,11 +335,13 @@ def export_run(*, job_id: int) -> ExportJob:
             content = exports.report_pdf(bundle=bundle, token=token, receipt=job.receipt,
                                          identity=identity)
             name = f"audit/exports/{job.pk}-report.pdf"
+            state = exports.archival_state(content)
+            archival = {"pades_level": state.level, "archival_expires_at": state.expires_at}
         stored = default_storage.save(name, ContentFile(content))
         with transaction.atomic():
             ExportJob.objects.filter(pk=job_id).update(
                 status=ExportJob.Status.DONE, progress=100, file_name=stored,
-                sha256=sha256_hex(content), finished_at=timezone.now())
+                sha256=sha256_hex(content), finished_at=timezone.now(), **archival)
             audit_append(action="audit.export.completed", actor="system",
                          object_type="audit.ExportJob", object_id=job_id,
                          payload={"kind": job.kind, "sha256": sha256_hex(content),
@@ -350,3 +353,115 @@ def export_run(*, job_id: int) -> ExportJob:
             finished_at=timezone.now())
         raise
     return ExportJob.objects.get(pk=job_id)
+
+
+def export_renew_archival(*, job_id: int, now: dt.datetime | None = None) -> str:
+    """Renew a B-LTA report's archival timestamp chain when it is due; return what happened.
+
+    Due when the TSA certificate of the report's latest document timestamp expires
+    within ``AUDIT_PDF_RENEW_BEFORE_DAYS`` of ``now``. Renewing validates that timestamp,
+    adds fresh validation data (DSS) and a new document timestamp as incremental
+    updates (``exports.renew_archival``), stores the result under a new key (the
+    previous file stays, a valid prefix of the new one), and moves the row to it with an
+    ``audit.export.renewed`` entry in the same transaction. Returns ``renewed``,
+    ``not_due``, ``not_lta`` (B-B/B-T/B-LT: nothing to renew), ``tsa_not_rotated``
+    (due, but the TSA still signs with a certificate that expires no later: retried
+    next run) or ``skipped`` (not a finished PDF, or renewed concurrently).
+
+    Idempotent: a renewed report is no longer due (its latest timestamp's certificate
+    expires later), and the row moves only from the sha256 the renewal started from.
+    Raises ``LogIntegrityError`` when the stored file does not match the row's sha256.
+    """
+    from django.conf import settings
+    from django.core.files.base import ContentFile
+    from django.core.files.storage import default_storage
+
+    from audit import exports
+
+    now = now or timezone.now()
+    job = ExportJob.objects.get(pk=job_id)
+    if (job.kind != ExportJob.Kind.PDF or job.status != ExportJob.Status.DONE
+            or not job.file_name):
+        return "skipped"
+    with default_storage.open(job.file_name, "rb") as handle:
+        pdf = handle.read()
+    old_sha256 = sha256_hex(pdf)
+    if old_sha256 != job.sha256:
+        raise LogIntegrityError(f"export {job_id}: stored file does not match its sha256")
+    state = exports.archival_state(pdf)
+    # Reports made before the level was recorded get it on their first run.
+    ExportJob.objects.filter(pk=job_id, sha256=old_sha256).exclude(
+        pades_level=state.level, archival_expires_at=state.expires_at).update(
+        pades_level=state.level, archival_expires_at=state.expires_at)
+    if state.level != "B-LTA" or state.expires_at is None:
+        return "not_lta"
+    if state.expires_at - now > dt.timedelta(days=settings.AUDIT_PDF_RENEW_BEFORE_DAYS):
+        return "not_due"
+    renewed = exports.renew_archival(pdf, identity=keys.pdf_identity())
+    if renewed is None:
+        logger.warning(
+            "archival timestamp due but the TSA certificate was not renewed",
+            extra={"export": job_id, "expires_at": state.expires_at.isoformat()})
+        return "tsa_not_rotated"
+    new_state = exports.archival_state(renewed)
+    new_sha256 = sha256_hex(renewed)
+    stored = default_storage.save(f"audit/exports/{job_id}-report-{new_sha256[:16]}.pdf",
+                                  ContentFile(renewed))
+    with transaction.atomic():
+        moved = ExportJob.objects.filter(pk=job_id, sha256=old_sha256).update(
+            file_name=stored, sha256=new_sha256, pades_level=new_state.level,
+            archival_expires_at=new_state.expires_at)
+        if moved:
+            assert new_state.timestamp_at is not None and new_state.expires_at is not None
+            audit_append(
+                action="audit.export.renewed", actor="system", object_type="audit.ExportJob",
+                object_id=job_id,
+                payload={"old_sha256": old_sha256, "sha256": new_sha256,
+                         "timestamp": new_state.timestamp_at.isoformat(),
+                         "document_timestamps": new_state.document_timestamps,
+                         "tsa_certificate_expires_at": new_state.expires_at.isoformat(),
+                         "bytes_added": len(renewed) - len(pdf)})
+    if not moved:  # renewed meanwhile by another run: keep its file, drop ours
+        default_storage.delete(stored)
+        return "skipped"
+    return "renewed"
+
+
+def export_renew_archival_due(*, now: dt.datetime | None = None,
+                              deadline: float | None = None) -> dict[str, int]:
+    """Run :func:`export_renew_archival` over the workspace's due reports; count outcomes.
+
+    Due: finished PDF reports whose level is not yet recorded (read once), and B-LTA
+    reports whose latest timestamp's TSA certificate expires within
+    ``AUDIT_PDF_RENEW_BEFORE_DAYS``, soonest first. A failing report is logged and
+    counted (``failed``) without stopping the others; three failures in a row (the TSA
+    unreachable, most likely) or ``deadline`` (``time.monotonic()``) end the run: what is
+    left is due again on the next.
+    """
+    import time
+
+    from django.conf import settings
+    from django.db.models import Q
+
+    now = now or timezone.now()
+    cutoff = now + dt.timedelta(days=settings.AUDIT_PDF_RENEW_BEFORE_DAYS)
+    due = (ExportJob.objects.filter(kind=ExportJob.Kind.PDF, status=ExportJob.Status.DONE)
+           .exclude(file_name="")
+           .filter(Q(pades_level="") | Q(pades_level="B-LTA", archival_expires_at__lte=cutoff))
+           .order_by("archival_expires_at", "pk").values_list("pk", flat=True))
+    counts: dict[str, int] = {}
+    failures = 0
+    for job_id in list(due):
+        if deadline is not None and time.monotonic() > deadline:
+            counts["deferred"] = counts.get("deferred", 0) + 1
+            continue
+        try:
+            outcome = export_renew_archival(job_id=job_id, now=now)
+            failures = 0
+        except Exception:
+            logger.exception("archival renewal failed", extra={"export": job_id})
+            outcome, failures = "failed", failures + 1
+        counts[outcome] = counts.get(outcome, 0) + 1
+        if failures >= 3:
+            break
+    return counts

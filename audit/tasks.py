@@ -41,3 +41,30 @@ def export_run_task(job_id: int) -> str:
     from audit import services
 
     return services.export_run(job_id=job_id).status
+
+
+@shared_task(name="audit.export_archival_renew_all_task", ignore_result=True, time_limit=300,
+             soft_time_limit=270)
+def export_archival_renew_all_task() -> int:
+    """Beat (daily): enqueue one archival-renewal task per active workspace; return how many."""
+    from tenants.tasks import enqueue_for_each_workspace
+
+    return enqueue_for_each_workspace(export_archival_renew_task)
+
+
+@shared_task(name="audit.export_archival_renew_task", ignore_result=True, time_limit=3600,
+             soft_time_limit=3300)
+def export_archival_renew_task() -> dict[str, int]:
+    """Renew the archival timestamps of the workspace's due B-LTA reports (counts by outcome).
+
+    Idempotent: a renewed report is no longer due. Stops starting renewals 50 minutes in,
+    well inside the soft limit; what is left is due again the next day.
+    """
+    import time
+
+    from audit import services
+
+    counts = services.export_renew_archival_due(deadline=time.monotonic() + 3000)
+    if counts:
+        logger.info("archival renewal", extra={"counts": counts})
+    return counts

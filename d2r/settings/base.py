@@ -355,6 +355,10 @@ AUDIT_PDF_PADES_LEVEL = env_str(
     "AUDIT_PDF_PADES_LEVEL",
     ("B-LTA" if AUDIT_TSA_ROOTS_FILE else "B-T") if AUDIT_TSA_URL else "B-B",
 )
+# B-LTA reports get a new archival timestamp (DSS update + document timestamp) once the
+# TSA certificate of their latest document timestamp expires within this many days
+# (daily beat task audit.export_archival_renew_all_task; ADR 0004).
+AUDIT_PDF_RENEW_BEFORE_DAYS = env_int("AUDIT_PDF_RENEW_BEFORE_DAYS", 365)
 if AUDIT_PDF_PADES_LEVEL not in {"B-B", "B-T", "B-LT", "B-LTA"}:
     raise ImproperlyConfigured("AUDIT_PDF_PADES_LEVEL must be B-B, B-T, B-LT or B-LTA.")
 if AUDIT_PDF_PADES_LEVEL != "B-B" and not AUDIT_TSA_URL:
@@ -378,6 +382,8 @@ INGEST_MAX_DECOMPRESSED_BYTES = env_int("INGEST_MAX_DECOMPRESSED_BYTES", 64 * 10
 INGEST_MAX_DECOMPRESSION_RATIO = env_int("INGEST_MAX_DECOMPRESSION_RATIO", 100)
 INGEST_PROCESSING_LEASE_SECONDS = env_int("INGEST_PROCESSING_LEASE_SECONDS", 35 * 60)
 INGEST_OUTBOX_STALE_SECONDS = env_int("INGEST_OUTBOX_STALE_SECONDS", 120)
+CELERY_BEAT_SCHEDULE["audit-archival-renew"] = {
+    "task": "audit.export_archival_renew_all_task", "schedule": 24 * 3600.0}
 CELERY_BEAT_SCHEDULE["inspections-outbox-sweep"] = {
     "task": "inspections.outbox_sweep_task", "schedule": 60.0}
 CELERY_BEAT_SCHEDULE["inspections-uploads-expire"] = {

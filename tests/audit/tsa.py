@@ -60,6 +60,7 @@ class TestTimestampAuthority:
 
     name: str
     directory: Path
+    validity: dt.timedelta = dt.timedelta(days=365)  # of the TSA certificate, from now
     root_key: ec.EllipticCurvePrivateKey = field(init=False)
     root: x509.Certificate = field(init=False)
     cert: x509.Certificate = field(init=False)
@@ -127,7 +128,7 @@ class TestTimestampAuthority:
             .public_key(tsa_key.public_key())
             .serial_number(x509.random_serial_number())
             .not_valid_before(now - dt.timedelta(days=1))
-            .not_valid_after(now + dt.timedelta(days=365))
+            .not_valid_after(now + self.validity)
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
             .add_extension(_usage(ca=False), critical=True)
             .add_extension(
