@@ -1,4 +1,4 @@
-"""Every API endpoint × every role: allowed roles pass the permission check, the others
+"""Every API endpoint by every role: allowed roles pass the permission check, the others
 get 403. A new endpoint that is not in this table fails `test_matrix_covers_every_endpoint`.
 
 Detail routes use ids that do not exist: permissions are checked before the object is

@@ -286,7 +286,8 @@ def _context() -> Any:
 
 
 TENANT: dict[str, TenantCase] = {
-    "accounts.MembershipEvent": TenantCase(_history("accounts.MembershipEvent", lambda: _membership())),
+    "accounts.MembershipEvent": TenantCase(
+        _history("accounts.MembershipEvent", lambda: _membership())),
     "accounts.ApiKeyEvent": TenantCase(_history("accounts.ApiKeyEvent", lambda: _api_key())),
     "accounts.WorkspacePolicyEvent": TenantCase(
         _history("accounts.WorkspacePolicyEvent", lambda: _workspace_policy())),

@@ -15,5 +15,5 @@ from django_tenants.management.commands.migrate_schemas import MigrateSchemasCom
 
 class Command(MigrateSchemasCommand):
     @classproperty
-    def autodetector(cls) -> type:  # noqa: N805 - a class property
+    def autodetector(cls) -> type:  # a class property: cls, not self
         return makemigrations.Command.autodetector  # type: ignore[no-any-return]
