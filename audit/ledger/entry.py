@@ -29,10 +29,15 @@ GENESIS_HASH = "0" * 64
 """The ``prev`` of the first entry: 32 zero bytes, in hex."""
 
 
+# One encoder for every call: json.dumps with these options would build a new one each
+# time, a third of the cost of encoding an entry.
+_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                            allow_nan=False)
+
+
 def canonical_json(value: Any) -> str:
     """Return the canonical JSON text of ``value`` (raises ``ValueError`` on NaN/inf)."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-                      allow_nan=False)
+    return _ENCODER.encode(value)
 
 
 def sha256_hex(data: bytes | str) -> str:
