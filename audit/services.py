@@ -48,15 +48,6 @@ def entry_time_text(value: dt.datetime) -> str:
     return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def entry_fields(entry: Entry) -> EntryFields:
-    """The hashed fields of a stored entry (recomputed from its columns)."""
-    return EntryFields(
-        seq=entry.seq, time=entry_time_text(entry.time), actor=entry.actor,
-        action=entry.action, object_type=entry.object_type, object_id=entry.object_id,
-        payload_sha256=entry.payload_sha256, prev_hash=entry.prev_hash,
-    )
-
-
 def audit_append(
     *, action: str, actor: str, object_type: str, object_id: str | int,
     payload: Mapping[str, Any] | None = None,
@@ -122,15 +113,20 @@ def _check_new_entries(start: int, size: int) -> None:
         if prev is None:
             raise LogIntegrityError(f"entry {start - 1} is missing")
     expected = start
-    for entry in Entry.objects.filter(seq__gte=start).order_by("seq").iterator(chunk_size=5000):
-        if entry.seq != expected:
-            raise LogIntegrityError(f"entry {expected} is missing (found {entry.seq})")
-        data = entry_fields(entry).to_bytes()
-        if (sha256_hex(entry.payload) != entry.payload_sha256 or entry.prev_hash != prev
-                or sha256_hex(data) != entry.entry_hash
-                or leaf_hash(data).hex() != entry.leaf_hash):
-            raise LogIntegrityError(f"entry {entry.seq} does not match its hashes")
-        prev = entry.entry_hash
+    rows = Entry.objects.filter(seq__gte=start).order_by("seq").values_list(
+        "seq", "time", "actor", "action", "object_type", "object_id", "payload",
+        "payload_sha256", "prev_hash", "entry_hash", "leaf_hash")
+    for (seq, time, actor, action, object_type, object_id, payload, payload_sha256, prev_hash,
+         entry_hash, stored_leaf) in rows.iterator(chunk_size=5000):
+        if seq != expected:
+            raise LogIntegrityError(f"entry {expected} is missing (found {seq})")
+        data = EntryFields(seq=seq, time=entry_time_text(time), actor=actor, action=action,
+                           object_type=object_type, object_id=object_id,
+                           payload_sha256=payload_sha256, prev_hash=prev_hash).to_bytes()
+        if (sha256_hex(payload) != payload_sha256 or prev_hash != prev
+                or sha256_hex(data) != entry_hash or leaf_hash(data).hex() != stored_leaf):
+            raise LogIntegrityError(f"entry {seq} does not match its hashes")
+        prev = entry_hash
         expected += 1
     if expected != size:
         raise LogIntegrityError(f"log holds {expected} entries, expected {size}")
