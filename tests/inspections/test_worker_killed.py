@@ -40,7 +40,7 @@ ROOT = Path(__file__).resolve().parents[2]
 LEASE_SECONDS = 2  # the first worker's processing lease: expires soon after the kill
 
 
-def _wait_for(condition: Any, what: str, timeout: float = 15.0, log: Any = None) -> Any:
+def _wait_for(condition: Any, what: str, timeout: float = 60.0, log: Any = None) -> Any:
     deadline = time.monotonic() + timeout
     while True:
         value = condition()
@@ -191,7 +191,7 @@ def test_a_worker_sigkilled_mid_processing_is_recovered_and_the_scan_processed_o
         _wait_for(
             lambda: marker.exists() and marker.read_text(),
             "the first worker to be mid-processing",
-            30,
+            60,
             lambda: workers.log("first"),
         )
         assert int(marker.read_text()) == first.pid
