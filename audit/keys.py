@@ -83,7 +83,8 @@ class PdfSigningIdentity:
     key_pem: bytes
     cert_pem: bytes
     ca_cert_pem: bytes
-    fingerprint: str
+    fingerprint: str  # SHA-256 of the end-entity certificate (DER), hex
+    ca_fingerprint: str  # SHA-256 of the CA certificate (DER), hex
 
 
 # Fixed validity and issue date: the same secret always yields byte-identical certificates.
@@ -216,4 +217,5 @@ def _pdf_identity(secret: str, schema: str) -> PdfSigningIdentity:
         cert_pem=cert_pem,
         ca_cert_pem=ca_cert.public_bytes(serialization.Encoding.PEM),
         fingerprint=cert.fingerprint(hashes.SHA256()).hex(),
+        ca_fingerprint=ca_cert.fingerprint(hashes.SHA256()).hex(),
     )

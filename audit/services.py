@@ -14,8 +14,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes
 from django.db import connection, transaction
 from django.db.models import Max, Min
 from django.utils import timezone
@@ -100,7 +98,8 @@ def _nodes_extend(size: int) -> None:
                 raise LogIntegrityError(f"log lacks level {level - STRIDE} hashes {lo}..{hi - 1}")
             hashes = stored_level(below)
             MerkleNode.objects.bulk_create(
-                MerkleNode(level=level, index=have + i, hash=hashes[i * 32 : i * 32 + 32].hex())
+                MerkleNode(level=level, index=have + i,
+                           hash=hashes[i * HASH_SIZE : (i + 1) * HASH_SIZE].hex())
                 for i in range(want - have))
         level += STRIDE
 
@@ -148,9 +147,7 @@ def pdf_key_ensure() -> keys.PdfSigningIdentity:
     identity = keys.pdf_identity()
     LogKey.objects.get_or_create(kind=LogKey.Kind.PDF, key_id=identity.fingerprint,
                                  defaults={"public": identity.cert_pem.decode("ascii")})
-    ca_fingerprint = x509.load_pem_x509_certificate(identity.ca_cert_pem).fingerprint(
-        hashes.SHA256()).hex()
-    LogKey.objects.get_or_create(kind=LogKey.Kind.PDF_CA, key_id=ca_fingerprint,
+    LogKey.objects.get_or_create(kind=LogKey.Kind.PDF_CA, key_id=identity.ca_fingerprint,
                                  defaults={"public": identity.ca_cert_pem.decode("ascii")})
     return identity
 

@@ -27,6 +27,7 @@ found (faster than ``map`` pipelines, ``memoryview`` slicing or ``hash.copy()``)
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Sequence
 from hashlib import sha256
 from itertools import islice
@@ -269,7 +270,7 @@ def verify_log(entries: Iterable[bytes], size: int, expected_root: bytes) -> Non
         )
 
 
-class _SubtreeProofs:
+class _SubtreeProofs(ABC):
     """Roots and RFC 9162 proofs over any store of complete aligned subtree hashes.
 
     Subclasses give ``size`` and ``_complete(level, index)``: the hash of the
@@ -279,11 +280,13 @@ class _SubtreeProofs:
     __slots__ = ()
 
     @property
+    @abstractmethod
     def size(self) -> int:
-        raise NotImplementedError
+        """Number of leaves."""
 
+    @abstractmethod
     def _complete(self, level: int, index: int) -> bytes:
-        raise NotImplementedError
+        """The hash of the ``index``-th complete subtree of ``2**level`` leaves."""
 
     def _subtree(self, lo: int, hi: int) -> bytes:
         """Return ``MTH(D[lo:hi])`` for an RFC 6962 subtree, ``0 <= lo < hi <= size``.

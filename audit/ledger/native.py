@@ -26,7 +26,7 @@ from types import ModuleType
 from typing import Any
 
 __all__ = ["LOAD_BATCH", "MIN_BATCH", "available", "entries_root", "leaf_hashes",
-           "message_hashes", "node_hashes", "worth"]
+           "node_hashes", "worth"]
 
 MIN_BATCH = 4096
 """Below this many messages a batch stays on hashlib (the call costs outweigh the gain)."""
@@ -111,7 +111,7 @@ def _prefixed(messages: Sequence[bytes], prefix: bytes) -> tuple[Any, Any]:
     lengths = np.fromiter(map(len, messages), dtype=np.int64, count=len(messages))
     np.cumsum(lengths + len(prefix), out=offsets[1:])
     # One copy: joining behind an empty first item puts the prefix before every message.
-    data = prefix.join([b"", *messages]) if prefix else b"".join(messages)
+    data = prefix.join([b"", *messages])
     if not data:
         data = b"\0"  # numba needs a non-empty buffer; no message reads it
     return np.frombuffer(data, dtype=np.uint8), offsets
@@ -119,22 +119,13 @@ def _prefixed(messages: Sequence[bytes], prefix: bytes) -> tuple[Any, Any]:
 
 def leaf_hashes(entries: Sequence[bytes]) -> bytes:
     """RFC 6962 leaf hashes ``SHA-256(0x00 || e)`` of ``entries``, concatenated."""
-    return _hashes(entries, b"\x00")
-
-
-def message_hashes(messages: Sequence[bytes]) -> bytes:
-    """Plain ``SHA-256(m)`` of each message, concatenated."""
-    return _hashes(messages, b"")
-
-
-def _hashes(messages: Sequence[bytes], prefix: bytes) -> bytes:
     import numpy as np
 
     if not available():
         raise RuntimeError("native hashing is not available")
-    data, offsets = _prefixed(messages, prefix)
-    out = np.empty(32 * len(messages), dtype=np.uint8)
-    _kernels.message_hashes(data, offsets, out)
+    data, offsets = _prefixed(entries, b"\x00")
+    out = np.empty(32 * len(entries), dtype=np.uint8)
+    _kernels.message_hashes(data, offsets, out)  # each message carries its 0x00 prefix
     return out.tobytes()
 
 
